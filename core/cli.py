@@ -1,0 +1,246 @@
+"""The ``squeezelens`` command line: classify, models (and the desktop app entry)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from . import catalogue
+from .errors import ImageLoadError, SqueezeLensError
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+UNTRAINED_NOTE = "UNTRAINED: no pretrained weights were found, so these predictions come from a random network"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with 2 and a one-line hint, as it does, but never a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="squeezelens", description="Classify images with timm's SE-ResNeXt models.")
+    p.add_argument("--version", action="version", version=f"squeezelens {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("classify", help="classify images and folders of images")
+    c.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (walked recursively)")
+    c.add_argument("--model", default=catalogue.DEFAULT_MODEL, help="variant name (arch or arch.tag) or model folder")
+    c.add_argument("--weights", help="weights file (.safetensors, or a torch state_dict checkpoint)")
+    c.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
+    c.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    c.add_argument("--output", "-o", help="write the results to this file instead of standard output")
+    c.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    c.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto")
+    c.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
+    c.add_argument("--no-fast-decode", action="store_true",
+                   help="decode JPEGs at full size: exactly timm's eval pipeline (slower on large photos)")
+    c.add_argument("--offline", action="store_true", help="never try to download weights")
+
+    m = sub.add_parser("models", help="list the SE-ResNeXt variants and whether their weights are cached")
+    m.add_argument("--format", choices=("table", "json"), default="table")
+
+    g = sub.add_parser("gui", help="open the desktop app")
+    g.add_argument("images", nargs="*", metavar="IMAGE")
+    return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("squeezelens")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 all classified, 1 some inputs failed, 2 bad usage)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] not in ("classify", "models", "gui", "-h", "--help", "--version"):
+        argv = ["gui", *argv]  # `squeezelens [IMAGE ...]` opens the app
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse already printed usage
+        return EXIT_USAGE if e.code else EXIT_OK
+    try:
+        if args.command == "classify":
+            return cmd_classify(args)
+        if args.command == "models":
+            return cmd_models(args)
+        return cmd_gui(args)
+    except SqueezeLensError as e:
+        print(f"squeezelens: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("squeezelens: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    """The desktop app is not part of this build yet; say so instead of failing obscurely."""
+    print(
+        "squeezelens: the desktop app is not part of this version yet. "
+        "Use `squeezelens classify IMAGE...` or `squeezelens models`.",
+        file=sys.stderr,
+    )
+    return EXIT_USAGE
+
+
+def _stderr_progress() -> tuple[object, threading.Event]:
+    """A download progress printer for a terminal, and the cancel event Ctrl+C sets."""
+    cancel = threading.Event()
+    state = {"last": -1}
+
+    def progress(done: int, total: int | None) -> None:
+        if not sys.stderr.isatty():
+            return
+        pct = int(done * 100 / total) if total else -1
+        if pct != state["last"]:
+            state["last"] = pct
+            size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+            print(f"\rdownloading weights: {size} {pct}%" if pct >= 0 else f"\rdownloading weights: {size}",
+                  end="", file=sys.stderr, flush=True)
+
+    return progress, cancel
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .engine import Classifier
+    from .images import expand_inputs
+
+    if args.top_k < 1:
+        raise SqueezeLensError("--top-k must be at least 1")
+    if args.batch_size < 1:
+        raise SqueezeLensError("--batch-size must be at least 1")
+    progress, cancel = _stderr_progress()
+    try:
+        clf = Classifier.load(
+            args.model, args.weights, device=args.device, backend=args.backend,
+            fast_decode=not args.no_fast_decode, allow_download=not args.offline,
+            progress=progress, cancel=cancel,  # type: ignore[arg-type]
+        )
+    except KeyboardInterrupt:
+        cancel.set()
+        raise
+    if clf.untrained:
+        why = f" ({clf.loaded.untrained_reason})" if clf.loaded.untrained_reason else ""
+        print(f"squeezelens: warning: {clf.name} has no weights{why}; running untrained", file=sys.stderr)
+
+    inputs = expand_inputs(args.paths)
+    paths = [p for p in inputs if not isinstance(p, ImageLoadError)]
+    results = clf.classify(paths, top_k=args.top_k, batch_size=args.batch_size)
+    from .engine import Prediction
+
+    folder_errors = [Prediction(str(e).split(":", 1)[0], clf.name, error=str(e), untrained=clf.untrained)
+                     for e in inputs if isinstance(e, ImageLoadError)]
+    # keep the command-line order: a failed folder stands where it was given
+    ordered, it = [], iter(results)
+    fe = iter(folder_errors)
+    for item in inputs:
+        ordered.append(next(fe) if isinstance(item, ImageLoadError) else next(it))
+
+    text = {"table": format_table, "csv": format_csv, "json": format_json}[args.format](ordered, clf.untrained)
+    _write(text, args.output)
+    failed = sum(1 for r in ordered if not r.ok)
+    if failed:
+        print(f"squeezelens: {failed} of {len(ordered)} inputs could not be classified", file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _write(text: str, output: str | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    out = Path(output)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)  # readers never see a half-written file
+    except OSError as e:
+        raise SqueezeLensError(f"cannot write {out}: {e.strerror or e}") from e
+
+
+def format_table(results: list, untrained: bool) -> str:
+    """Human-readable blocks, one per input."""
+    out = io.StringIO()
+    if untrained:
+        out.write(f"!! {UNTRAINED_NOTE}\n\n")
+    for r in results:
+        if not r.ok:
+            out.write(f"{r.source}\n  error: {_strip_path(r.error, r.source)}\n\n")
+            continue
+        flag = "  [untrained]" if r.untrained else ""
+        out.write(f"{r.source}{flag}  ({r.load_ms + r.infer_ms:.0f} ms)\n")
+        width = max(len(t.label) for t in r.top)
+        for rank, t in enumerate(r.top, 1):
+            out.write(f"  {rank}. {t.label:<{width}}  {t.prob * 100:6.2f}%  (#{t.index})\n")
+        out.write("\n")
+    return out.getvalue()
+
+
+def _strip_path(error: str | None, source: str) -> str:
+    error = error or ""
+    return error[len(source) + 2:] if error.startswith(source + ": ") else error
+
+
+def format_csv(results: list, untrained: bool) -> str:
+    """One row per (input, rank); a failed input is one row with its error."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["path", "model", "untrained", "rank", "index", "label", "prob", "error"])
+    for r in results:
+        if not r.ok:
+            w.writerow([r.source, r.model, str(r.untrained).lower(), "", "", "", "", r.error])
+            continue
+        for rank, t in enumerate(r.top, 1):
+            w.writerow([r.source, r.model, str(r.untrained).lower(), rank, t.index, t.label, f"{t.prob:.8f}", ""])
+    return out.getvalue()
+
+
+def format_json(results: list, untrained: bool) -> str:
+    """A list with one object per input, as DESIGN.md specifies (plus ``untrained`` and timing)."""
+    return json.dumps([r.to_dict() for r in results], indent=2) + "\n"
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .weights import cached_weights
+
+    rows = []
+    for info in catalogue.list_models():
+        for t in info.tags:
+            rows.append({
+                "name": t.name, "architecture": info.architecture, "tag": t.tag,
+                "default": t is info.default, "default_model": info.architecture == catalogue.DEFAULT_MODEL,
+                "input_size": list(t.input_size), "crop_pct": t.crop_pct, "interpolation": t.interpolation,
+                "mean": list(t.mean), "std": list(t.std), "num_classes": t.num_classes,
+                "license": t.license, "hf_hub_id": t.hf_hub_id, "cached": cached_weights(t.hf_hub_id) is not None,
+            })
+    if args.format == "json":
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return EXIT_OK
+    _print_models_table(rows, sys.stdout)
+    return EXIT_OK
+
+
+def _print_models_table(rows: list[dict], out: TextIO) -> None:
+    head = ("MODEL", "INPUT", "CROP", "INTERP", "CLASSES", "LICENCE", "WEIGHTS")
+    table = [head] + [
+        (
+            r["name"] + (" *" if r["default"] and r["default_model"] else ""),
+            "x".join(str(x) for x in r["input_size"][1:]), f"{r['crop_pct']:.3f}", r["interpolation"],
+            str(r["num_classes"]), r["license"] or "?", "cached" if r["cached"] else "needs download",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for row in table:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+    out.write("\n* default. Use the bare architecture name for its first (default) tag.\n")

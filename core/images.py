@@ -1,0 +1,166 @@
+"""Reading any image file Pillow understands into a proper RGB picture.
+
+One input, one result: a file that cannot be used raises :class:`ImageLoadError` with a message
+for a person. Nothing here knows about models except the size the model will shrink to, which the
+JPEG fast path uses to decode at a reduced scale.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from .errors import ImageLoadError
+
+#: Largest picture accepted, in pixels (about 16k x 12k). Far above any camera, far below a bomb.
+MAX_PIXELS = 200_000_000
+#: Largest side accepted, in pixels.
+MAX_SIDE = 65_500
+
+# Never let Pillow itself print a DecompressionBomb warning for what our guard lets through.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def image_extensions() -> frozenset[str]:
+    """File endings Pillow can open here (lower case, with the dot)."""
+    exts = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    return frozenset(exts)
+
+
+def iter_image_files(folder: Path) -> Iterator[Path]:
+    """Image files below ``folder``, recursively, in sorted order; hidden entries skipped."""
+    exts = image_extensions()
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in exts:
+                yield Path(root) / name
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path | ImageLoadError]:
+    """Folders become their image files; a folder with none becomes one error for that folder."""
+    out: list[Path | ImageLoadError] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = list(iter_image_files(path))
+            if found:
+                out.extend(found)
+            else:
+                out.append(ImageLoadError(f"{path}: no images found in folder"))
+        else:
+            out.append(path)
+    return out
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB; transparent pixels land on white."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if mode.startswith("I") or mode == "F":
+        return _high_depth_to_rgb(img)
+    if mode == "L" and "transparency" in img.info:
+        return to_rgb(img.convert("LA"))
+    return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
+    """16/32-bit integer and float images scaled to 0..255 instead of clipped."""
+    arr = np.asarray(img)
+    if img.mode == "F":
+        arr = arr.astype(np.float64)
+        finite = np.isfinite(arr)
+        arr = np.where(finite, arr, 0.0)
+        # floats in 0..1 are the common convention; anything larger is taken as 0..255
+        scale = 255.0 if finite.any() and arr[finite].max() <= 1.0 else 1.0
+        arr8 = np.clip(arr * scale, 0, 255).round().astype(np.uint8)
+    else:
+        arr = arr.astype(np.int64)
+        if arr.size and (arr.max() > 255 or img.mode.startswith("I;16")):
+            arr8 = np.clip(arr // 257, 0, 255).astype(np.uint8)  # 16-bit range
+        else:
+            arr8 = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr8.ndim == 3:  # multi-channel 16-bit (rare in Pillow); keep the first three
+        arr8 = arr8[..., :3]
+        return Image.fromarray(np.ascontiguousarray(arr8), "RGB")
+    return Image.fromarray(arr8, "L").convert("RGB")
+
+
+def _draft_size(size: tuple[int, int], min_side: int) -> tuple[int, int]:
+    """Requested draft size whose shorter side is at least ``min_side`` (aspect kept)."""
+    w, h = size
+    s = min_side / min(w, h)
+    return max(1, math.ceil(w * s)), max(1, math.ceil(h * s))
+
+
+def open_image(source: str | os.PathLike | Image.Image, fast_min_side: int | None = None) -> Image.Image:
+    """Read one image as RGB with EXIF orientation applied.
+
+    Args:
+        source: a path, or an already opened PIL image.
+        fast_min_side: when set, JPEGs are decoded at the smallest DCT scale whose shorter side is
+            still at least this many pixels (Pillow's ``draft``); ``None`` decodes full size.
+
+    Raises:
+        ImageLoadError: missing, unreadable, empty, truncated, not an image, or too large.
+    """
+    if isinstance(source, Image.Image):
+        try:
+            return to_rgb(ImageOps.exif_transpose(source))
+        except Exception as e:  # a lazily decoded PIL image can still fail here
+            raise ImageLoadError(f"image could not be decoded: {e}") from e
+    path = Path(source)
+    name = str(path)
+    try:
+        if path.is_dir():
+            raise ImageLoadError(f"{name}: is a folder, not an image")
+        if path.stat().st_size == 0:
+            raise ImageLoadError(f"{name}: empty file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w <= 0 or h <= 0:
+                    raise ImageLoadError(f"{name}: image has no pixels ({w}x{h})")
+                if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
+                    raise ImageLoadError(
+                        f"{name}: image too large ({w}x{h} pixels; the limit is "
+                        f"{MAX_PIXELS // 1_000_000} megapixels and {MAX_SIDE} pixels a side)"
+                    )
+                im.seek(0)  # first frame of a GIF, first page of a TIFF
+                if fast_min_side and im.format == "JPEG":
+                    im.draft("RGB", _draft_size(im.size, fast_min_side))
+                im.load()
+                img = ImageOps.exif_transpose(im)
+                return to_rgb(img)
+    except ImageLoadError:
+        raise
+    except FileNotFoundError as e:
+        raise ImageLoadError(f"{name}: file not found") from e
+    except PermissionError as e:
+        raise ImageLoadError(f"{name}: permission denied") from e
+    except UnidentifiedImageError as e:
+        raise ImageLoadError(f"{name}: not an image, or a format this app cannot read") from e
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageLoadError(f"{name}: image too large (refused as a possible decompression bomb)") from e
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
+        raise ImageLoadError(f"{name}: broken or truncated image ({e})") from e
+    except MemoryError as e:
+        raise ImageLoadError(f"{name}: not enough memory to decode this image") from e
+

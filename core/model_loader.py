@@ -1,0 +1,152 @@
+"""Building a timm model with its weights: a catalogue name, a saved-model folder, or a file."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import catalogue
+from .errors import ModelNotFoundError, WeightsError
+from .labels import label_names_for
+from .weights import ProgressFn, WeightsSource, load_state_dict_file, resolve_weights
+
+#: Seed for the random initialisation used when no weights exist, so "untrained" runs repeat.
+UNTRAINED_SEED = 0
+
+
+@dataclass
+class LoadedModel:
+    """A ready model (eval mode, on CPU) and what the app needs to describe it."""
+
+    model: Any  # torch.nn.Module
+    name: str  # what the user asked for, for display ("seresnext26d_32x4d", a folder name)
+    architecture: str
+    pretrained_cfg: dict[str, Any]
+    labels: list[str]
+    weights: WeightsSource
+    untrained_reason: str | None = None
+    license: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def untrained(self) -> bool:
+        return self.weights.untrained
+
+
+def is_saved_model_dir(path: str | Path) -> bool:
+    """A folder in timm's local-dir layout (``config.json`` beside the weights)."""
+    p = Path(path)
+    return p.is_dir() and (p / "config.json").is_file()
+
+
+def load_model(
+    model: str = catalogue.DEFAULT_MODEL,
+    weights: str | Path | None = None,
+    *,
+    allow_download: bool = True,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> LoadedModel:
+    """Create ``model`` and load its weights by the documented order of precedence.
+
+    Args:
+        model: catalogue name (``arch`` or ``arch.tag``) or a saved-model folder.
+        weights: an explicit weights file, which wins over everything else.
+        allow_download: may the Hugging Face hub be asked when the cache has nothing.
+        progress: download progress callback ``(done_bytes, total_bytes)``.
+        cancel: set it to stop a download; raises :class:`~squeezelens.core.errors.DownloadCancelled`.
+
+    Raises:
+        ModelNotFoundError: unknown name and not a saved-model folder.
+        WeightsError: the explicit weights or folder could not be used.
+    """
+    if is_saved_model_dir(model):
+        return _load_saved_dir(Path(model), weights)
+    if Path(model).exists() and not catalogue.is_known_architecture(str(model)):
+        raise ModelNotFoundError(f"{model}: not a saved-model folder (it has no config.json)")
+    try:
+        _, tag = catalogue.find(model)
+        create_name, hf_hub_id = tag.name, tag.hf_hub_id
+    except KeyError:
+        if not catalogue.is_known_architecture(model):
+            known = ", ".join(i.architecture for i in catalogue.list_models())
+            raise ModelNotFoundError(
+                f"unknown model '{model}'. Choose one of: {known}; or give a saved-model folder."
+            ) from None
+        create_name, hf_hub_id = model, None
+
+    reason = None
+    if weights is not None:
+        source = WeightsSource("file", Path(weights), f"file {weights}")
+    else:
+        source, reason = resolve_weights(
+            hf_hub_id, allow_download=allow_download, progress=progress, cancel=cancel
+        )
+    net = _create_with_weights(create_name, source)
+    cfg = dict(net.pretrained_cfg)
+    return LoadedModel(
+        model=net,
+        name=model,
+        architecture=create_name.split(".", 1)[0],
+        pretrained_cfg=cfg,
+        labels=label_names_for(cfg, net.num_classes),
+        weights=source,
+        untrained_reason=reason,
+        license=cfg.get("license"),
+    )
+
+
+def _create_with_weights(create_name: str, source: WeightsSource) -> Any:
+    import timm
+    import torch
+
+    if source.path is None:
+        torch.manual_seed(UNTRAINED_SEED)
+        return timm.create_model(create_name, pretrained=False).eval()
+    sd = load_state_dict_file(source.path)
+    num_classes = _num_classes_in(sd)
+    net = timm.create_model(create_name, pretrained=False, **({"num_classes": num_classes} if num_classes else {}))
+    _load_into(net, sd, f"{source.path}", create_name)
+    return net.eval()
+
+
+def _num_classes_in(sd: dict[str, Any]) -> int | None:
+    """Outputs of the classifier head in a ResNet-family state_dict (``fc``)."""
+    w = sd.get("fc.weight")
+    return int(w.shape[0]) if w is not None and getattr(w, "ndim", 0) == 2 else None
+
+
+def _load_into(net: Any, sd: dict[str, Any], where: str, arch: str) -> None:
+    try:
+        net.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:3])
+        raise WeightsError(f"{where}: these weights do not fit {arch} ({detail[:300]})") from e
+
+
+def _load_saved_dir(path: Path, weights: str | Path | None) -> LoadedModel:
+    import timm
+
+    try:
+        net = timm.create_model(f"local-dir:{path}", pretrained=weights is None)
+    except (RuntimeError, ValueError, KeyError, OSError) as e:
+        raise WeightsError(f"{path}: cannot load this model folder ({e})") from e
+    if weights is not None:
+        _load_into(net, load_state_dict_file(weights), str(weights), path.name)
+        source = WeightsSource("file", Path(weights), f"file {weights}")
+    else:
+        source = WeightsSource("dir", path, f"model folder {path}")
+    cfg = dict(net.pretrained_cfg)
+    arch = cfg.get("architecture") or type(net).__name__
+    return LoadedModel(
+        model=net.eval(),
+        name=str(path),
+        architecture=str(arch),
+        pretrained_cfg=cfg,
+        labels=label_names_for(cfg, net.num_classes),
+        weights=source,
+        license=cfg.get("license"),
+    )

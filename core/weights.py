@@ -1,0 +1,234 @@
+"""Where a model's weights come from: explicit file or folder > Hugging Face cache > download > none.
+
+The download goes through ``huggingface_hub`` (its cache layout, its resume logic) with a progress
+callback, cooperative cancel, and a quick reachability probe first, so an offline machine reaches
+the "no weights" state in seconds instead of sitting through the hub client's retries.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from tqdm import tqdm as _tqdm
+
+from .errors import DownloadCancelled, WeightsError
+
+#: Progress callback: (bytes done, total bytes or None).
+ProgressFn = Callable[[int, "int | None"], None]
+
+#: File names of a timm Hub repo, preferred first (safetensors never unpickles).
+HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+DEFAULT_ENDPOINT = "https://huggingface.co"
+#: Seconds allowed to reach the hub before we decide we are offline.
+CONNECT_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where weights were found; ``path`` is None when there are none."""
+
+    kind: Literal["file", "dir", "cache", "download", "none"]
+    path: Path | None
+    detail: str
+
+    @property
+    def untrained(self) -> bool:
+        return self.kind == "none"
+
+
+def hub_endpoint() -> str:
+    """The hub to download from, read at call time so ``HF_ENDPOINT`` can change under tests."""
+    return os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
+
+
+def hub_offline() -> bool:
+    """True when the user asked the Hugging Face libraries to stay offline."""
+    return any(
+        os.environ.get(v, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def cached_weights(hf_hub_id: str | None) -> Path | None:
+    """The weights file of ``hf_hub_id`` in the local Hugging Face cache, without any network."""
+    if not hf_hub_id:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in HUB_WEIGHT_FILES:
+        found = try_to_load_from_cache(hf_hub_id, filename)
+        if isinstance(found, str) and os.path.isfile(found):
+            return Path(found)
+    return None
+
+
+def hub_reachable(endpoint: str, timeout: float = CONNECT_TIMEOUT_S) -> bool:
+    """Can a TCP connection to the endpoint be opened within ``timeout`` seconds (DNS included)?"""
+    parts = urlsplit(endpoint)
+    host = parts.hostname
+    if not host:
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    # getaddrinfo has no timeout of its own; a daemon thread bounds the whole probe.
+    t = threading.Thread(target=probe, daemon=True, name="squeezelens-hub-probe")
+    t.start()
+    t.join(timeout + 0.5)
+    return bool(result and result[0])
+
+
+def _progress_class(progress: ProgressFn | None, cancel: threading.Event | None) -> type:
+    """A tqdm class for ``hf_hub_download`` that reports to ``progress`` and honours ``cancel``."""
+
+    class _Progress(_tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.pop("name", None)
+            kwargs["disable"] = True
+            self._done = int(kwargs.get("initial") or 0)
+            self._total = kwargs.get("total")
+            super().__init__(*args, **kwargs)
+            self._report()
+
+        def _report(self) -> None:
+            if cancel is not None and cancel.is_set():
+                raise DownloadCancelled("download cancelled")
+            if progress is not None:
+                progress(self._done, self._total)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            self._done += int(n or 0)
+            self._report()
+            return super().update(n)
+
+    return _Progress
+
+
+def download_weights(
+    hf_hub_id: str,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    endpoint: str | None = None,
+) -> Path:
+    """Fetch the weights of ``hf_hub_id`` into the Hugging Face cache and return the file.
+
+    Raises:
+        DownloadCancelled: ``cancel`` was set.
+        WeightsError: the hub is unreachable or has no weights file for this model.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+
+    endpoint = endpoint or hub_endpoint()
+    if not hub_reachable(endpoint):
+        raise WeightsError(f"cannot reach {endpoint} to download weights (offline?)")
+    tqdm_class = _progress_class(progress, cancel)
+    last: Exception | None = None
+    for filename in HUB_WEIGHT_FILES:
+        try:
+            path = hf_hub_download(
+                hf_hub_id, filename, endpoint=endpoint, etag_timeout=CONNECT_TIMEOUT_S, tqdm_class=tqdm_class
+            )
+            return Path(path)
+        except DownloadCancelled:
+            raise
+        except EntryNotFoundError as e:
+            last = e
+        except (HfHubHTTPError, OSError, ValueError) as e:
+            if isinstance(e.__cause__, DownloadCancelled) or (cancel is not None and cancel.is_set()):
+                raise DownloadCancelled("download cancelled") from e
+            raise WeightsError(f"download of {hf_hub_id} failed: {e}") from e
+    raise WeightsError(f"{hf_hub_id} has no weights file on {endpoint} ({last})")
+
+
+def resolve_weights(
+    hf_hub_id: str | None,
+    *,
+    allow_download: bool = True,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[WeightsSource, str | None]:
+    """Find weights for a catalogue model: the cache, then a download, then none.
+
+    Returns:
+        The source, and when there are no weights a one-line reason fit for a user.
+
+    Raises:
+        DownloadCancelled: the user cancelled the download; the caller decides what that means.
+    """
+    cached = cached_weights(hf_hub_id)
+    if cached is not None:
+        return WeightsSource("cache", cached, f"Hugging Face cache ({hf_hub_id})"), None
+    if not hf_hub_id:
+        return WeightsSource("none", None, "no published weights"), "this model has no published weights"
+    if not allow_download:
+        return WeightsSource("none", None, "not cached"), "weights are not cached and downloads are off"
+    if hub_offline():
+        return WeightsSource("none", None, "offline"), "weights are not cached and HF_HUB_OFFLINE is set"
+    try:
+        path = download_weights(hf_hub_id, progress=progress, cancel=cancel)
+    except WeightsError as e:
+        return WeightsSource("none", None, "download failed"), str(e)
+    return WeightsSource("download", path, f"downloaded from {hub_endpoint()} ({hf_hub_id})"), None
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a weights file without ever running pickled code.
+
+    safetensors is read as it is; anything else goes through timm's loader with
+    ``torch.load(weights_only=True)``, which accepts plain tensors and refuses arbitrary objects.
+
+    Raises:
+        WeightsError: missing, unreadable, not a weights file, or a pickle that needs more than tensors.
+    """
+    from timm.models import load_state_dict
+
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"{p}: weights file not found")
+    if p.suffix == ".safetensors" or _looks_like_safetensors(p):
+        return _load_safetensors(p)
+    try:
+        sd = load_state_dict(str(p), weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise WeightsError(
+            f"{p}: refused: this checkpoint holds Python objects beyond plain tensors, and loading it "
+            "would run code from the file. Convert it to .safetensors, or save only the state_dict."
+        ) from e
+    except Exception as e:  # torch raises RuntimeError / zipfile errors for non-checkpoints
+        raise WeightsError(f"{p}: not a readable weights file ({type(e).__name__}: {e})") from e
+    if not isinstance(sd, dict) or not all(hasattr(v, "shape") for v in sd.values()):
+        raise WeightsError(f"{p}: not a state_dict of tensors")
+    return sd
+
+
+def _looks_like_safetensors(p: Path) -> bool:
+    """safetensors starts with an 8-byte little-endian header length and then '{'."""
+    with open(p, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def _load_safetensors(p: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(p), device="cpu")
+    except Exception as e:
+        raise WeightsError(f"{p}: not a valid safetensors file ({e})") from e

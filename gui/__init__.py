@@ -1,0 +1,1 @@
+"""Qt desktop app (arrives with the desktop-app issue); imports core, never torch directly."""

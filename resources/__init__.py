@@ -1,0 +1,1 @@
+"""Icons, sample images, licences and other files the app ships."""
