@@ -7,7 +7,6 @@ JPEG fast path uses to decode at a reduced scale.
 
 from __future__ import annotations
 
-import math
 import os
 import struct
 import warnings
@@ -36,13 +35,17 @@ def image_extensions() -> frozenset[str]:
 
 
 def iter_image_files(folder: Path) -> Iterator[Path]:
-    """Image files below ``folder``, recursively, in sorted order; hidden entries skipped."""
+    """Image files below ``folder``, recursively, sorted by path; hidden entries skipped."""
     exts = image_extensions()
+    found: list[tuple[tuple[str, ...], Path]] = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in exts:
-                yield Path(root) / name
+                path = Path(root) / name
+                found.append((path.relative_to(folder).parts, path))
+    for _, path in sorted(found):
+        yield path
 
 
 def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path | ImageLoadError]:
@@ -64,8 +67,10 @@ def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path | ImageLoadEr
 def to_rgb(img: Image.Image) -> Image.Image:
     """Any Pillow mode to 8-bit RGB; transparent pixels land on white."""
     mode = img.mode
-    if mode == "RGB":
+    if mode == "RGB" and "transparency" not in img.info:
         return img
+    if mode == "RGB":  # colour-key transparency (PNG tRNS)
+        return to_rgb(img.convert("RGBA"))
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
         mode = img.mode
@@ -104,9 +109,12 @@ def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
 
 def _draft_size(size: tuple[int, int], min_side: int) -> tuple[int, int]:
     """Requested draft size whose shorter side is at least ``min_side`` (aspect kept)."""
+    # Integer maths, shorter side exactly min_side, longer side rounded down: a request one pixel
+    # too big (float error, or ceil) makes Pillow's draft fall back to the next larger DCT scale.
     w, h = size
-    s = min_side / min(w, h)
-    return max(1, math.ceil(w * s)), max(1, math.ceil(h * s))
+    if w <= h:
+        return min_side, max(min_side, h * min_side // w)
+    return max(min_side, w * min_side // h), min_side
 
 
 def open_image(source: str | os.PathLike | Image.Image, fast_min_side: int | None = None) -> Image.Image:

@@ -133,28 +133,51 @@ def download_weights(
         WeightsError: the hub is unreachable or has no weights file for this model.
     """
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError
 
     endpoint = endpoint or hub_endpoint()
     if not hub_reachable(endpoint):
         raise WeightsError(f"cannot reach {endpoint} to download weights (offline?)")
-    tqdm_class = _progress_class(progress, cancel)
-    last: Exception | None = None
+    filename = _hub_weights_file(hf_hub_id, endpoint)
+    try:
+        path = hf_hub_download(
+            hf_hub_id,
+            filename,
+            endpoint=endpoint,
+            etag_timeout=CONNECT_TIMEOUT_S,
+            tqdm_class=_progress_class(progress, cancel),
+        )
+        return Path(path)
+    except DownloadCancelled:
+        raise
+    except (HfHubHTTPError, OSError, ValueError) as e:
+        if isinstance(e.__cause__, DownloadCancelled) or (cancel is not None and cancel.is_set()):
+            raise DownloadCancelled("download cancelled") from e
+        raise WeightsError(f"download of {hf_hub_id} failed: {e}") from e
+
+
+def _hub_weights_file(hf_hub_id: str, endpoint: str) -> str:
+    """The first of :data:`HUB_WEIGHT_FILES` the hub has, asked with one HEAD each and no retries.
+
+    ``hf_hub_download`` treats a HEAD that times out as "maybe transient" and retries it for up to
+    a minute with back-off, and reports it as a missing entry; a server that accepts connections but
+    never answers would hang the app. So the files are looked up here first, bounded by
+    :data:`CONNECT_TIMEOUT_S`, and the download only starts once the hub has answered.
+    """
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import EntryNotFoundError
+
+    missing: list[str] = []
     for filename in HUB_WEIGHT_FILES:
+        url = hf_hub_url(hf_hub_id, filename, endpoint=endpoint)
         try:
-            path = hf_hub_download(
-                hf_hub_id, filename, endpoint=endpoint, etag_timeout=CONNECT_TIMEOUT_S, tqdm_class=tqdm_class
-            )
-            return Path(path)
-        except DownloadCancelled:
-            raise
-        except EntryNotFoundError as e:
-            last = e
-        except (HfHubHTTPError, OSError, ValueError) as e:
-            if isinstance(e.__cause__, DownloadCancelled) or (cancel is not None and cancel.is_set()):
-                raise DownloadCancelled("download cancelled") from e
-            raise WeightsError(f"download of {hf_hub_id} failed: {e}") from e
-    raise WeightsError(f"{hf_hub_id} has no weights file on {endpoint} ({last})")
+            get_hf_file_metadata(url, timeout=CONNECT_TIMEOUT_S)
+            return filename
+        except EntryNotFoundError:
+            missing.append(filename)
+        except Exception as e:  # timeouts, refused, HTTP errors: whatever the client raises
+            raise WeightsError(f"{endpoint} did not answer for {hf_hub_id} ({type(e).__name__}: {e})") from e
+    raise WeightsError(f"{hf_hub_id} has no weights file on {endpoint} (looked for {', '.join(missing)})")
 
 
 def resolve_weights(

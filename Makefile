@@ -1,0 +1,37 @@
+# `make run` opens the app, `make test` runs the tests; both set everything up first, idempotently.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.squeezelens-installed
+
+.PHONY: run test setup system-deps lint bench clean
+
+run: setup
+	$(VENV)/bin/squeezelens
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+	$(PY) scripts/lint_imports.py
+	$(VENV)/bin/ruff check .
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+# Reinstall only when the dependency list changes.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(PY) scripts/lint_imports.py
+
+bench: setup
+	$(PY) bench/fast_decode.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the system libraries Qt needs on Debian/Ubuntu when run as root; elsewhere prints the
+# command to run. Idempotent: does nothing when every package is already there.
+set -eu
+PKGS="libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libpulse0 libxcb-cursor0 xvfb"
+if [ ! -f /etc/debian_version ]; then
+    echo "system-deps: not Debian/Ubuntu; install Qt 6's runtime libraries (EGL, xkbcommon, fontconfig, dbus, pulse) with your package manager." >&2
+    exit 0
+fi
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+    echo "system-deps: missing Debian packages:$missing" >&2
+    echo "system-deps: run: sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 0
+fi
+echo "system-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

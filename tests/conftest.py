@@ -1,0 +1,61 @@
+"""Shared fixtures: random-weights files with fixed seeds and real photos from skimage.data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+ARCH = "seresnext26d_32x4d"
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")
+
+
+@pytest.fixture(scope="session")
+def confident_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seresnext26d_32x4d state dict, seed 0, with the head scaled up so top-5 orders are not ties."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = timm.create_model(ARCH)
+    sd = {k: v.contiguous() for k, v in model.state_dict().items()}
+    sd["fc.weight"] = sd["fc.weight"] * 100.0
+    path = tmp_path_factory.mktemp("weights") / f"{ARCH}-seed0.safetensors"
+    save_file(sd, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real photos from skimage.data, saved as JPEG and PNG."""
+    from skimage import data
+
+    d = tmp_path_factory.mktemp("photos")
+    for i, name in enumerate(PHOTOS):
+        arr = getattr(data, name)()
+        img = Image.fromarray(arr)
+        img.save(d / (f"{name}.jpg" if i % 2 == 0 else f"{name}.png"), **({"quality": 92} if i % 2 == 0 else {}))
+    return d
+
+
+@pytest.fixture(scope="session")
+def odd_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Made-up images of odd sizes and modes whose RGB conversion timm's snippet defines the same way."""
+    rng = np.random.default_rng(0)
+    d = tmp_path_factory.mktemp("odd")
+    Image.fromarray(rng.integers(0, 256, (1, 1, 3), dtype=np.uint8)).save(d / "one_pixel.png")
+    Image.fromarray(rng.integers(0, 256, (500, 3), dtype=np.uint8), "L").save(d / "tall_gray.png")
+    Image.fromarray(rng.integers(0, 256, (13, 700, 3), dtype=np.uint8)).save(d / "wide.bmp")
+    Image.fromarray(rng.integers(0, 256, (97, 131, 3), dtype=np.uint8)).convert("P").save(d / "palette.gif")
+    Image.fromarray(rng.integers(0, 256, (61, 45, 4), dtype=np.uint8)).convert("CMYK").save(d / "cmyk.tiff")
+    Image.fromarray(rng.integers(0, 2, (33, 77), dtype=np.uint8) * 255, "L").convert("1").save(d / "bilevel.png")
+    opaque = rng.integers(0, 256, (250, 333, 4), dtype=np.uint8)
+    opaque[..., 3] = 255
+    Image.fromarray(opaque, "RGBA").save(d / "opaque_rgba.webp", lossless=True)
+    return d

@@ -1,0 +1,117 @@
+"""The CLI contract of DESIGN.md: formats, --output, exit codes, errors without tracebacks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from squeezelens.core import cli
+
+
+@pytest.fixture()
+def mixed_dir(tmp_path: Path, photo_dir: Path) -> Path:
+    d = tmp_path / "mixed"
+    (d / "sub").mkdir(parents=True)
+    (d / "sub" / "cat.jpg").write_bytes((photo_dir / "chelsea.jpg").read_bytes())
+    (d / "a_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    (d / "z_coffee.png").write_bytes((photo_dir / "coffee.png").read_bytes())
+    (d / "notes.txt").write_text("not an image, and not picked up")
+    return d
+
+
+def run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_mixed_folder_exit_1(capsys, mixed_dir: Path, confident_weights: Path) -> None:
+    code, out, err = run(capsys, "classify", str(mixed_dir), "--weights", str(confident_weights),
+                         "--format", "json", "--top-k", "3")
+    assert code == 1
+    data = json.loads(out)
+    assert [Path(r["path"]).name for r in data] == ["a_broken.jpg", "cat.jpg", "z_coffee.png"]
+    assert "error" in data[0] and "top" not in data[0]
+    assert "broken" in data[0]["error"]
+    for r in data[1:]:
+        assert r["model"] == "seresnext26d_32x4d"
+        assert r["untrained"] is False
+        assert len(r["top"]) == 3
+        assert {"index", "label", "prob"} <= set(r["top"][0])
+        probs = [t["prob"] for t in r["top"]]
+        assert probs == sorted(probs, reverse=True)
+    assert "1 of 3 inputs could not be classified" in err
+    assert "Traceback" not in err + out
+
+
+def test_csv_and_output_file(capsys, tmp_path: Path, photo_dir: Path, confident_weights: Path) -> None:
+    target = tmp_path / "out.csv"
+    code, out, _ = run(capsys, "classify", str(photo_dir / "chelsea.jpg"), str(tmp_path / "missing.jpg"),
+                       "--weights", str(confident_weights), "--format", "csv", "--output", str(target))
+    assert code == 1
+    assert out == ""
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert len(rows) == 6  # 5 ranks + 1 error row
+    assert [r["rank"] for r in rows[:5]] == ["1", "2", "3", "4", "5"]
+    assert all(r["untrained"] == "false" for r in rows)
+    assert "not found" in rows[5]["error"]
+    assert not list(tmp_path.glob(".out.csv.tmp"))
+
+
+def test_table_untrained_everywhere(capsys, photo_dir: Path) -> None:
+    code, out, err = run(capsys, "classify", str(photo_dir / "chelsea.jpg"), "--offline")
+    assert code == 0
+    assert "UNTRAINED" in out and "[untrained]" in out
+    assert "running untrained" in err
+    code, out, _ = run(capsys, "classify", str(photo_dir / "chelsea.jpg"), "--offline", "--format", "json")
+    assert json.loads(out)[0]["untrained"] is True
+    code, out, _ = run(capsys, "classify", str(photo_dir / "chelsea.jpg"), "--offline", "--format", "csv")
+    assert {r["untrained"] for r in csv.DictReader(io.StringIO(out))} == {"true"}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["classify"], "the following arguments are required"),
+        (["classify", "x.jpg", "--format", "xml"], "invalid choice"),
+        (["classify", "x.jpg", "--model", "resnet9000", "--offline"], "unknown model"),
+        (["classify", "x.jpg", "--top-k", "0"], "--top-k must be at least 1"),
+        (["classify", "x.jpg", "--backend", "onnxruntime"], "ONNX Runtime"),
+    ],
+)
+def test_bad_usage_exit_2(capsys, args: list[str], message: str) -> None:
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_bad_weights_file_is_usage_error(capsys, tmp_path: Path, photo_dir: Path) -> None:
+    bad = tmp_path / "w.pth"
+    bad.write_bytes(b"garbage")
+    code, _, err = run(capsys, "classify", str(photo_dir / "chelsea.jpg"), "--weights", str(bad))
+    assert code == 2
+    assert "not a readable weights file" in err
+
+
+def test_empty_folder_is_one_error(capsys, tmp_path: Path, photo_dir: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    code, out, _ = run(capsys, "classify", str(tmp_path / "empty"), str(photo_dir / "coffee.png"),
+                       "--offline", "--format", "json")
+    assert code == 1
+    data = json.loads(out)
+    assert "no images found" in data[0]["error"]
+    assert "top" in data[1]
+
+
+def test_models_lists_catalogue(capsys) -> None:
+    code, out, _ = run(capsys, "models", "--format", "json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["architecture"] for r in rows[:3]] == ["seresnext26d_32x4d", "seresnext26t_32x4d", "seresnext50_32x4d"]
+    assert all(isinstance(r["cached"], bool) for r in rows)
+    code, out, _ = run(capsys, "models")
+    assert "seresnext26d_32x4d.bt_in1k *" in out
