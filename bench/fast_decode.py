@@ -116,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             full = im.size
         fast_size = open_image(path, min_side).size
         print(
-            f"photo: {full[0]}x{full[1]} JPEG q92 from skimage.data.{args.source}, "
-            f"{path.stat().st_size / 1e6:.2f} MB"
+            f"photo: {full[0]}x{full[1]} JPEG q92 from skimage.data.{args.source}, {path.stat().st_size / 1e6:.2f} MB"
         )
         print(
             f"transform: resize {preprocess.resize_side(config)}, crop {config['input_size'][-1]}, "

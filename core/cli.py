@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("classify", help="classify images and folders of images")
     c.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (walked recursively)")
     c.add_argument("--model", default=catalogue.DEFAULT_MODEL, help="variant name (arch or arch.tag) or model folder")
-    c.add_argument("--weights", help="weights file (.safetensors, or a torch state_dict checkpoint)")
+    c.add_argument("--weights", help="weights file (.safetensors or a torch state_dict) or a saved-model folder")
     c.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
     c.add_argument("--format", choices=("table", "csv", "json"), default="table")
     c.add_argument("--output", "-o", help="write the results to this file instead of standard output")

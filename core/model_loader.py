@@ -64,6 +64,10 @@ def load_model(
     """
     if is_saved_model_dir(model):
         return _load_saved_dir(Path(model), weights)
+    if weights is not None and Path(weights).is_dir():
+        if not is_saved_model_dir(weights):
+            raise WeightsError(f"{weights}: a folder without config.json is not a saved model")
+        return _load_saved_dir(Path(weights), None)
     if Path(model).exists() and not catalogue.is_known_architecture(str(model)):
         raise ModelNotFoundError(f"{model}: not a saved-model folder (it has no config.json)")
     try:

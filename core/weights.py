@@ -229,16 +229,37 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
         return _load_safetensors(p)
     try:
         sd = load_state_dict(str(p), weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise WeightsError(
-            f"{p}: refused: this checkpoint holds Python objects beyond plain tensors, and loading it "
-            "would run code from the file. Convert it to .safetensors, or save only the state_dict."
-        ) from e
-    except Exception as e:  # torch raises RuntimeError / zipfile errors for non-checkpoints
+    except Exception as e:  # UnpicklingError, RuntimeError (timm wraps the former in it), zip errors...
+        if _needs_unsafe_globals(e):
+            raise WeightsError(
+                f"{p}: refused: this checkpoint holds Python objects beyond plain tensors, and loading it "
+                "would run code from the file. Convert it to .safetensors, or save only the state_dict."
+            ) from e
+        if any(isinstance(x, pickle.UnpicklingError) for x in _chain(e)):
+            raise WeightsError(f"{p}: not a readable weights file (neither PyTorch nor safetensors)") from e
         raise WeightsError(f"{p}: not a readable weights file ({type(e).__name__}: {e})") from e
     if not isinstance(sd, dict) or not all(hasattr(v, "shape") for v in sd.values()):
         raise WeightsError(f"{p}: not a state_dict of tensors")
     return sd
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    """``e`` and the exceptions it was raised from."""
+    seen: list[BaseException] = []
+    cur: BaseException | None = e
+    while cur is not None and cur not in seen and len(seen) < 10:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
+
+
+def _needs_unsafe_globals(e: BaseException) -> bool:
+    """Did ``torch.load(weights_only=True)`` stop at a pickled object it does not allow?
+
+    torch raises ``UnpicklingError`` for that and for plain garbage alike, and timm re-raises it as
+    ``RuntimeError``; only the message ("Unsupported global: GLOBAL os.system ...") tells them apart.
+    """
+    return any("Unsupported global" in str(x) for x in _chain(e))
 
 
 def _looks_like_safetensors(p: Path) -> bool:

@@ -83,3 +83,12 @@ def test_label_count_must_match(tmp_path: Path, small_model) -> None:
     with pytest.raises(saved_model.SqueezeLensError, match="2 label names"):
         save_model(small_model, tmp_path / "x", ["a", "b"])
     assert not (tmp_path / "x").exists()
+
+
+def test_weights_may_name_a_saved_folder(tmp_path: Path, small_model) -> None:
+    out = save_model(small_model, tmp_path / "m", LABELS)
+    clf = Classifier.load("seresnext26d_32x4d", weights=out, device="cpu")
+    assert clf.labels == LABELS and clf.loaded.weights.kind == "dir"
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(saved_model.SqueezeLensError, match="without config.json"):
+        Classifier.load("seresnext26d_32x4d", weights=tmp_path / "plain", device="cpu")
