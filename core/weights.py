@@ -176,7 +176,7 @@ def _hub_weights_file(hf_hub_id: str, endpoint: str) -> str:
         except EntryNotFoundError:
             missing.append(filename)
         except Exception as e:  # timeouts, refused, HTTP errors: whatever the client raises
-            raise WeightsError(f"{endpoint} did not answer for {hf_hub_id} ({type(e).__name__}: {e})") from e
+            raise WeightsError(f"{endpoint} failed to answer for {hf_hub_id} ({type(e).__name__}: {e})") from e
     raise WeightsError(f"{hf_hub_id} has no weights file on {endpoint} (looked for {', '.join(missing)})")
 
 

@@ -45,6 +45,8 @@ class FakeHub:
     #: Body chunk size and the pause after each chunk (0: as fast as the socket takes it).
     chunk_size: int = 1 << 20
     chunk_delay: float = 0.0
+    #: When set, every request gets this status and no body (a hub that is down: 500, 503...).
+    fail_status: int | None = None
     requests: list[Request] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -81,6 +83,11 @@ class FakeHub:
                 path = urlsplit(self.path).path
                 with hub._lock:
                     hub.requests.append(Request(self.command, path, dict(self.headers.items())))
+                if hub.fail_status is not None:
+                    self.send_response(hub.fail_status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
                 m = _RESOLVE.match(path)
                 if not m:
                     return self._error(404, "RepoNotFound")
