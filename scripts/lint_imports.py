@@ -29,7 +29,7 @@ def main() -> int:
             (pkg / sub).symlink_to(ROOT / folder, target_is_directory=True)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([tmp, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
         exe = Path(sys.executable).with_name("lint-imports")
-        return subprocess.call([str(exe), "--config", str(ROOT / "pyproject.toml"), "--no-cache"], env=env, cwd=tmp)
+        return subprocess.call([str(exe), str(ROOT / "pyproject.toml"), "--no-cache"], env=env, cwd=tmp)
 
 
 if __name__ == "__main__":
