@@ -9,9 +9,9 @@ STAMP  := $(VENV)/.squeezelens-installed
 run: setup
 	$(VENV)/bin/squeezelens
 
+# pytest includes the import-linter contracts (tests/test_import_contracts.py).
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
-	$(PY) scripts/lint_imports.py
 	$(VENV)/bin/ruff check .
 
 setup: system-deps $(STAMP)

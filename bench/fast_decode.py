@@ -29,9 +29,10 @@ import PIL
 import timm
 import torch
 from PIL import Image
+from timm.data import create_transform, resolve_data_config
+
 from squeezelens.core import preprocess
 from squeezelens.core.images import open_image
-from timm.data import create_transform, resolve_data_config
 
 ARCH = "seresnext26d_32x4d"
 SIZE = (4000, 3000)  # 12 megapixels, 4:3 like most phone and compact cameras

@@ -1,15 +1,13 @@
 """The SE-ResNeXt variants timm knows, with their pretrained configs.
 
 Everything here is read from timm's registry and ``pretrained_cfg``; nothing is copied by hand.
+timm is imported inside the functions, so the constants are cheap to import (CLI help, app start).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-
-import timm
-from timm.models import get_pretrained_cfg
 
 DEFAULT_MODEL = "seresnext26d_32x4d"
 #: The variants of the original model card, shown first.
@@ -46,6 +44,8 @@ class ModelInfo:
 
 
 def _tag_from_cfg(name: str) -> PretrainedTag:
+    from timm.models import get_pretrained_cfg
+
     cfg = get_pretrained_cfg(name)
     if cfg is None:  # pragma: no cover - timm lists only names it has configs for
         raise KeyError(name)
@@ -66,6 +66,8 @@ def _tag_from_cfg(name: str) -> PretrainedTag:
 @lru_cache(maxsize=1)
 def list_models() -> tuple[ModelInfo, ...]:
     """All SE-ResNeXt architectures with pretrained weights, seed variants first."""
+    import timm
+
     by_arch: dict[str, list[PretrainedTag]] = {}
     for name in timm.list_models(FAMILY_PATTERN, pretrained=True):
         arch = name.split(".", 1)[0]
@@ -94,4 +96,6 @@ def find(name: str) -> tuple[ModelInfo, PretrainedTag]:
 
 def is_known_architecture(name: str) -> bool:
     """True for any timm SE-ResNeXt architecture, with or without pretrained weights."""
+    import timm
+
     return name.split(".", 1)[0] in timm.list_models(FAMILY_PATTERN)

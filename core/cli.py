@@ -6,37 +6,36 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from . import catalogue
-from .errors import ImageLoadError, SqueezeLensError
+from .engine import BACKENDS, DEVICES
+from .errors import SqueezeLensError
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 UNTRAINED_NOTE = "UNTRAINED: no pretrained weights were found, so these predictions come from a random network"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that exits with 2 and a one-line hint, as it does, but never a traceback."""
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="squeezelens", description="Classify images with timm's SE-ResNeXt models.")
+    p = argparse.ArgumentParser(prog="squeezelens", description="Classify images with timm's SE-ResNeXt models.")
     p.add_argument("--version", action="version", version=f"squeezelens {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     c = sub.add_parser("classify", help="classify images and folders of images")
     c.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (walked recursively)")
-    c.add_argument("--model", default=catalogue.DEFAULT_MODEL, help="variant name (arch or arch.tag) or model folder")
+    c.add_argument("--model", help=f"variant (arch or arch.tag) or model folder (default {catalogue.DEFAULT_MODEL})")
     c.add_argument("--weights", help="weights file (.safetensors or a torch state_dict) or a saved-model folder")
     c.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
     c.add_argument("--format", choices=("table", "csv", "json"), default="table")
     c.add_argument("--output", "-o", help="write the results to this file instead of standard output")
-    c.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
-    c.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto")
+    c.add_argument("--device", choices=DEVICES, default="auto")
+    c.add_argument("--backend", choices=BACKENDS, default="auto")
     c.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     c.add_argument("--no-fast-decode", action="store_true",
                    help="decode JPEGs at full size: exactly timm's eval pipeline (slower on large photos)")
@@ -78,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SqueezeLensError as e:
         print(f"squeezelens: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `squeezelens classify ... | head`: the reader left; stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("squeezelens: interrupted", file=sys.stderr)
         return 130
@@ -90,7 +93,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
         "Use `squeezelens classify IMAGE...` or `squeezelens models`.",
         file=sys.stderr,
     )
-    return EXIT_USAGE
+    return EXIT_OK
 
 
 def _stderr_progress() -> tuple[object, threading.Event]:
@@ -105,8 +108,9 @@ def _stderr_progress() -> tuple[object, threading.Event]:
         if pct != state["last"]:
             state["last"] = pct
             size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
-            print(f"\rdownloading weights: {size} {pct}%" if pct >= 0 else f"\rdownloading weights: {size}",
-                  end="", file=sys.stderr, flush=True)
+            done_line = "\n" if total and done >= total else ""
+            text = f"downloading weights: {size} {pct}%" if pct >= 0 else f"downloading weights: {size}"
+            print(f"\r{text}{done_line}", end="", file=sys.stderr, flush=True)
 
     return progress, cancel
 
@@ -119,6 +123,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
         raise SqueezeLensError("--top-k must be at least 1")
     if args.batch_size < 1:
         raise SqueezeLensError("--batch-size must be at least 1")
+    if args.output is not None:
+        _check_output(Path(args.output))  # before minutes of work, not after
     progress, cancel = _stderr_progress()
     try:
         clf = Classifier.load(
@@ -133,38 +139,42 @@ def cmd_classify(args: argparse.Namespace) -> int:
         why = f" ({clf.loaded.untrained_reason})" if clf.loaded.untrained_reason else ""
         print(f"squeezelens: warning: {clf.name} has no weights{why}; running untrained", file=sys.stderr)
 
-    inputs = expand_inputs(args.paths)
-    paths = [p for p in inputs if not isinstance(p, ImageLoadError)]
-    results = clf.classify(paths, top_k=args.top_k, batch_size=args.batch_size)
-    from .engine import Prediction
-
-    folder_errors = [Prediction(str(e).split(":", 1)[0], clf.name, error=str(e), untrained=clf.untrained)
-                     for e in inputs if isinstance(e, ImageLoadError)]
-    # keep the command-line order: a failed folder stands where it was given
-    ordered, it = [], iter(results)
-    fe = iter(folder_errors)
-    for item in inputs:
-        ordered.append(next(fe) if isinstance(item, ImageLoadError) else next(it))
-
-    text = {"table": format_table, "csv": format_csv, "json": format_json}[args.format](ordered, clf.untrained)
+    results = clf.classify(expand_inputs(args.paths), top_k=args.top_k, batch_size=args.batch_size)
+    text = {"table": format_table, "csv": format_csv, "json": format_json}[args.format](results, clf.untrained)
     _write(text, args.output)
-    failed = sum(1 for r in ordered if not r.ok)
+    failed = sum(1 for r in results if not r.ok)
     if failed:
-        print(f"squeezelens: {failed} of {len(ordered)} inputs could not be classified", file=sys.stderr)
+        print(f"squeezelens: {failed} of {len(results)} inputs could not be classified", file=sys.stderr)
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _check_output(out: Path) -> None:
+    if out.is_dir():
+        raise SqueezeLensError(f"--output {out} is a folder; give a file name")
+    if not out.parent.is_dir():
+        raise SqueezeLensError(f"--output {out}: folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise SqueezeLensError(f"--output {out}: folder {out.parent} is not writable")
 
 
 def _write(text: str, output: str | None) -> None:
     if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise SqueezeLensError(f"cannot write the results: {e.strerror or e}") from e
         return
     out = Path(output)
-    tmp = out.with_name(f".{out.name}.tmp")
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)  # readers never see a half-written file
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, out)  # readers never see a half-written file
     except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
         raise SqueezeLensError(f"cannot write {out}: {e.strerror or e}") from e
 
 
@@ -224,9 +234,11 @@ def cmd_models(args: argparse.Namespace) -> int:
                 "license": t.license, "hf_hub_id": t.hf_hub_id, "cached": cached_weights(t.hf_hub_id) is not None,
             })
     if args.format == "json":
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        _write(json.dumps(rows, indent=2) + "\n", None)
         return EXIT_OK
-    _print_models_table(rows, sys.stdout)
+    buf = io.StringIO()
+    _print_models_table(rows, buf)
+    _write(buf.getvalue(), None)
     return EXIT_OK
 
 

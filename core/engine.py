@@ -12,14 +12,14 @@ from typing import Any
 
 from PIL import Image
 
-from . import catalogue
 from .errors import ImageLoadError, SqueezeLensError
 from .images import open_image
 from .model_loader import LoadedModel, load_model
 from .preprocess import data_config, eval_transform, fast_decode_min_side
 from .weights import ProgressFn
 
-ImageInput = str | os.PathLike | Image.Image
+#: A path, a PIL image, or an input that already failed upstream (e.g. an empty folder).
+ImageInput = str | os.PathLike | Image.Image | ImageLoadError
 BACKENDS = ("auto", "torch", "onnxruntime")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -52,7 +52,7 @@ class Prediction:
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of DESIGN.md: path, model, untrained, top; or path, error."""
         if self.error is not None:
-            return {"path": self.source, "error": self.error}
+            return {"path": self.source, "model": self.model, "untrained": self.untrained, "error": self.error}
         return {
             "path": self.source,
             "model": self.model,
@@ -112,7 +112,7 @@ class Classifier:
     @classmethod
     def load(
         cls,
-        model: str = catalogue.DEFAULT_MODEL,
+        model: str | None = None,
         weights: str | os.PathLike | None = None,
         device: str = "auto",
         backend: str = "auto",
@@ -122,12 +122,12 @@ class Classifier:
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
     ) -> Classifier:
-        """Load ``model`` (name or saved-model folder) with weights resolved as documented."""
+        """Load ``model`` (name or saved-model folder; default seresnext26d_32x4d) with weights resolved as
+        documented: ``weights`` file or folder > Hugging Face cache > download > none (untrained)."""
         pick_backend(backend)
         dev = pick_device(device)
-        loaded = load_model(
-            str(model), weights, allow_download=allow_download, progress=progress, cancel=cancel
-        )
+        name = None if model is None else str(model)
+        loaded = load_model(name, weights, allow_download=allow_download, progress=progress, cancel=cancel)
         return cls(loaded, dev, fast_decode=fast_decode)
 
     # -- description ---------------------------------------------------------------------------
@@ -147,6 +147,8 @@ class Classifier:
     # -- inference -----------------------------------------------------------------------------
     def preprocess(self, source: ImageInput) -> Any:
         """One input to a normalised CHW tensor (raises :class:`ImageLoadError`)."""
+        if isinstance(source, ImageLoadError):
+            raise source
         img = open_image(source, self._fast_min_side if self.fast_decode else None)
         return self.transform(img)
 
@@ -160,13 +162,15 @@ class Classifier:
         """Classify every input; an input that fails gets an error, the others still run.
 
         Args:
-            inputs: file paths or PIL images, any mix.
+            inputs: file paths or PIL images, any mix (an ``ImageLoadError`` stands for a failed input).
             top_k: classes per prediction (capped at the number of classes).
             batch_size: inputs per forward pass.
             on_result: called with (input index, prediction) as each one finishes.
         """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         results: list[Prediction | None] = [None] * len(inputs)
-        for start in range(0, len(inputs), max(1, batch_size)):
+        for start in range(0, len(inputs), batch_size):
             chunk = range(start, min(start + batch_size, len(inputs)))
             tensors, ready = [], []
             for i in chunk:
@@ -210,6 +214,8 @@ class Classifier:
 
 
 def _describe(src: ImageInput) -> str:
+    if isinstance(src, ImageLoadError):
+        return src.path or ""
     if isinstance(src, Image.Image):
         return getattr(src, "filename", "") or f"<image {src.width}x{src.height}>"
     return str(Path(src))

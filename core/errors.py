@@ -8,7 +8,11 @@ class SqueezeLensError(Exception):
 
 
 class ImageLoadError(SqueezeLensError):
-    """One input could not be read as an image."""
+    """One input could not be read as an image; ``path`` names it when it was a file or folder."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class WeightsError(SqueezeLensError):

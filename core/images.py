@@ -7,6 +7,7 @@ JPEG fast path uses to decode at a reduced scale.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import warnings
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from .errors import ImageLoadError
 
@@ -22,16 +23,44 @@ from .errors import ImageLoadError
 MAX_PIXELS = 200_000_000
 #: Largest side accepted, in pixels.
 MAX_SIDE = 65_500
+#: Longest side over shortest side. The eval transform scales the *shorter* side up or down to
+#: ~256 px, so a 16000x1 strip would become a 4-gigapixel resize; 500:1 keeps it under 130k px.
+MAX_ASPECT = 500
+#: Raster photo formats we open; Pillow also registers video, HDF5, GRIB, EPS (Ghostscript) and
+#: vector metafiles, which are not photos and must not be handed to outside programs.
+#: (Multi-picture JPEGs from phones open through the JPEG entry as MPO.)
+RASTER_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "DIB", "GIF", "TIFF", "PPM", "TGA", "ICO",
+                  "JPEG2000", "QOI", "AVIF", "HEIF", "SGI", "PCX")
 
 # Never let Pillow itself print a DecompressionBomb warning for what our guard lets through.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
+def _raster_formats() -> tuple[str, ...]:
+    """RASTER_FORMATS that this Pillow build can open (optional plugins may be missing)."""
+    Image.init()
+    return tuple(f for f in RASTER_FORMATS if f in Image.OPEN)
+
+
 def image_extensions() -> frozenset[str]:
-    """File endings Pillow can open here (lower case, with the dot)."""
-    exts = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    """File endings of the raster formats Pillow can open here (lower case, with the dot)."""
+    exts = {ext for ext, fmt in Image.registered_extensions().items()
+            if fmt in RASTER_FORMATS and fmt in Image.OPEN}
     return frozenset(exts)
+
+
+def check_size(w: int, h: int, name: str) -> None:
+    """Refuse pictures too large to decode or too elongated to resize safely."""
+    if w <= 0 or h <= 0:
+        raise ImageLoadError(f"{name}: image has no pixels ({w}x{h})", name)
+    if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
+        raise ImageLoadError(
+            f"{name}: image too large ({w}x{h} pixels; the limit is "
+            f"{MAX_PIXELS // 1_000_000} megapixels and {MAX_SIDE} pixels a side)", name
+        )
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        raise ImageLoadError(f"{name}: image too elongated to classify ({w}x{h}; at most {MAX_ASPECT}:1)", name)
 
 
 def iter_image_files(folder: Path) -> Iterator[Path]:
@@ -58,7 +87,7 @@ def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path | ImageLoadEr
             if found:
                 out.extend(found)
             else:
-                out.append(ImageLoadError(f"{path}: no images found in folder"))
+                out.append(ImageLoadError(f"{path}: no images found in folder", str(path)))
         else:
             out.append(path)
     return out
@@ -129,46 +158,45 @@ def open_image(source: str | os.PathLike | Image.Image, fast_min_side: int | Non
         ImageLoadError: missing, unreadable, empty, truncated, not an image, or too large.
     """
     if isinstance(source, Image.Image):
+        name = getattr(source, "filename", "") or "image"
+        check_size(*source.size, name)
         try:
             return to_rgb(ImageOps.exif_transpose(source))
         except Exception as e:  # a lazily decoded PIL image can still fail here
-            raise ImageLoadError(f"image could not be decoded: {e}") from e
-    path = Path(source)
-    name = str(path)
+            raise ImageLoadError(f"{name}: image could not be decoded ({e})") from e
+    name = str(Path(source))
     try:
-        if path.is_dir():
-            raise ImageLoadError(f"{name}: is a folder, not an image")
-        if path.stat().st_size == 0:
-            raise ImageLoadError(f"{name}: empty file")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-                if w <= 0 or h <= 0:
-                    raise ImageLoadError(f"{name}: image has no pixels ({w}x{h})")
-                if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
-                    raise ImageLoadError(
-                        f"{name}: image too large ({w}x{h} pixels; the limit is "
-                        f"{MAX_PIXELS // 1_000_000} megapixels and {MAX_SIDE} pixels a side)"
-                    )
-                im.seek(0)  # first frame of a GIF, first page of a TIFF
-                if fast_min_side and im.format == "JPEG":
-                    im.draft("RGB", _draft_size(im.size, fast_min_side))
-                im.load()
-                img = ImageOps.exif_transpose(im)
-                return to_rgb(img)
-    except ImageLoadError:
+        return _open_file(Path(source), name, fast_min_side)
+    except ImageLoadError as e:
+        e.path = name
         raise
     except FileNotFoundError as e:
-        raise ImageLoadError(f"{name}: file not found") from e
+        raise ImageLoadError(f"{name}: file not found", name) from e
     except PermissionError as e:
-        raise ImageLoadError(f"{name}: permission denied") from e
+        raise ImageLoadError(f"{name}: permission denied", name) from e
     except UnidentifiedImageError as e:
-        raise ImageLoadError(f"{name}: not an image, or a format this app cannot read") from e
+        raise ImageLoadError(f"{name}: not an image, or a format this app cannot read", name) from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageLoadError(f"{name}: image too large (refused as a possible decompression bomb)") from e
+        raise ImageLoadError(f"{name}: image too large (refused as a possible decompression bomb)", name) from e
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
-        raise ImageLoadError(f"{name}: broken or truncated image ({e})") from e
+        if getattr(e, "errno", None) == errno.ELOOP:
+            raise ImageLoadError(f"{name}: symbolic link loop", name) from e
+        raise ImageLoadError(f"{name}: broken or truncated image ({e})", name) from e
     except MemoryError as e:
-        raise ImageLoadError(f"{name}: not enough memory to decode this image") from e
+        raise ImageLoadError(f"{name}: not enough memory to decode this image", name) from e
 
+
+def _open_file(path: Path, name: str, fast_min_side: int | None) -> Image.Image:
+    if path.is_dir():
+        raise ImageLoadError(f"{name}: is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(f"{name}: empty file")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path, formats=_raster_formats()) as im:
+            check_size(*im.size, name)  # from the header, before any pixel is decoded
+            im.seek(0)  # first frame of a GIF, first page of a TIFF
+            if fast_min_side and isinstance(im, JpegImagePlugin.JpegImageFile):  # JPEG and MPO
+                im.draft("RGB", _draft_size(im.size, fast_min_side))
+            im.load()
+            return to_rgb(ImageOps.exif_transpose(im))

@@ -45,8 +45,7 @@ def label_names_for(pretrained_cfg: Mapping[str, Any], num_classes: int) -> list
                 return _synsets_to_descriptions(names) or names
             return [str(n) for n in names]
     offset = int(pretrained_cfg.get("label_offset") or 0)
-    found = _imagenet_names(num_classes - offset, offset) if num_classes - offset in _IMAGENET_SUBSETS else None
-    return found or [f"class {i}" for i in range(num_classes)]
+    return _imagenet_names(num_classes - offset, offset) or [f"class {i}" for i in range(num_classes)]
 
 
 def _is_synset(name: Any) -> bool:

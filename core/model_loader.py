@@ -42,7 +42,7 @@ def is_saved_model_dir(path: str | Path) -> bool:
 
 
 def load_model(
-    model: str = catalogue.DEFAULT_MODEL,
+    model: str | None = None,
     weights: str | Path | None = None,
     *,
     allow_download: bool = True,
@@ -52,7 +52,8 @@ def load_model(
     """Create ``model`` and load its weights by the documented order of precedence.
 
     Args:
-        model: catalogue name (``arch`` or ``arch.tag``) or a saved-model folder.
+        model: catalogue name (``arch`` or ``arch.tag``) or a saved-model folder; ``None`` means the
+            default model, or the architecture of a saved folder given as ``weights``.
         weights: an explicit weights file, which wins over everything else.
         allow_download: may the Hugging Face hub be asked when the cache has nothing.
         progress: download progress callback ``(done_bytes, total_bytes)``.
@@ -62,24 +63,36 @@ def load_model(
         ModelNotFoundError: unknown name and not a saved-model folder.
         WeightsError: the explicit weights or folder could not be used.
     """
-    if is_saved_model_dir(model):
+    if model is not None and is_saved_model_dir(model):
         return _load_saved_dir(Path(model), weights)
     if weights is not None and Path(weights).is_dir():
         if not is_saved_model_dir(weights):
             raise WeightsError(f"{weights}: a folder without config.json is not a saved model")
-        return _load_saved_dir(Path(weights), None)
-    if Path(model).exists() and not catalogue.is_known_architecture(str(model)):
+        loaded = _load_saved_dir(Path(weights), None)
+        if model is not None and model.split(".", 1)[0] != loaded.architecture:
+            raise WeightsError(f"{weights} holds a {loaded.architecture}, not a {model}; drop --model or pick another")
+        return loaded
+    model = model or catalogue.DEFAULT_MODEL
+    if not model.strip():
+        raise ModelNotFoundError("no model name given")
+    if Path(model).exists() and not catalogue.is_known_architecture(model):
         raise ModelNotFoundError(f"{model}: not a saved-model folder (it has no config.json)")
     try:
         _, tag = catalogue.find(model)
         create_name, hf_hub_id = tag.name, tag.hf_hub_id
     except KeyError:
-        if not catalogue.is_known_architecture(model):
+        arch, _, wanted = model.partition(".")
+        if not catalogue.is_known_architecture(arch):
             known = ", ".join(i.architecture for i in catalogue.list_models())
             raise ModelNotFoundError(
                 f"unknown model '{model}'. Choose one of: {known}; or give a saved-model folder."
             ) from None
-        create_name, hf_hub_id = model, None
+        tags = [t.tag for i in catalogue.list_models() if i.architecture == arch for t in i.tags]
+        if wanted:
+            raise ModelNotFoundError(
+                f"'{arch}' has no pretrained tag '{wanted}'; its tags: {', '.join(tags) or 'none'}"
+            ) from None
+        create_name, hf_hub_id = arch, None
 
     reason = None
     if weights is not None:
@@ -107,8 +120,9 @@ def _create_with_weights(create_name: str, source: WeightsSource) -> Any:
     import torch
 
     if source.path is None:
-        torch.manual_seed(UNTRAINED_SEED)
-        return timm.create_model(create_name, pretrained=False).eval()
+        with torch.random.fork_rng(devices=[]):  # a fixed seed without touching the caller's RNG
+            torch.manual_seed(UNTRAINED_SEED)
+            return timm.create_model(create_name, pretrained=False).eval()
     sd = load_state_dict_file(source.path)
     num_classes = _num_classes_in(sd)
     net = timm.create_model(create_name, pretrained=False, **({"num_classes": num_classes} if num_classes else {}))
@@ -136,8 +150,8 @@ def _load_saved_dir(path: Path, weights: str | Path | None) -> LoadedModel:
 
     try:
         net = timm.create_model(f"local-dir:{path}", pretrained=weights is None)
-    except (RuntimeError, ValueError, KeyError, OSError) as e:
-        raise WeightsError(f"{path}: cannot load this model folder ({e})") from e
+    except Exception as e:  # timm raises many kinds for a malformed config.json or weights
+        raise WeightsError(f"{path}: cannot load this model folder ({type(e).__name__}: {e})") from e
     if weights is not None:
         _load_into(net, load_state_dict_file(weights), str(weights), path.name)
         source = WeightsSource("file", Path(weights), f"file {weights}")

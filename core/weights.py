@@ -11,6 +11,7 @@ import os
 import pickle
 import socket
 import threading
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,12 +72,18 @@ def cached_weights(hf_hub_id: str | None) -> Path | None:
 
 
 def hub_reachable(endpoint: str, timeout: float = CONNECT_TIMEOUT_S) -> bool:
-    """Can a TCP connection to the endpoint be opened within ``timeout`` seconds (DNS included)?"""
+    """Can a TCP connection to the endpoint (or the proxy that serves it) open within ``timeout`` s?"""
     parts = urlsplit(endpoint)
     host = parts.hostname
     if not host:
         return False
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        # behind a proxy only the proxy need answer; huggingface_hub's client goes through it too
+        p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if p.hostname:
+            host, port = p.hostname, p.port or (443 if p.scheme == "https" else 80)
     result: list[bool] = []
 
     def probe() -> None:

@@ -11,6 +11,8 @@ missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# The Makefile builds its venv with python3; Debian splits venv/ensurepip into python3-venv.
+command -v python3 >/dev/null && python3 -c "import venv, ensurepip" 2>/dev/null || missing="$missing python3 python3-venv"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
     echo "system-deps: missing Debian packages:$missing" >&2

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from huggingface_hub import constants as hf_constants
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -59,3 +62,45 @@ def odd_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     opaque[..., 3] = 255
     Image.fromarray(opaque, "RGBA").save(d / "opaque_rgba.webp", lossless=True)
     return d
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture(autouse=True)
+def hf_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Every test: an empty, private Hugging Face cache and a hub on a closed port.
+
+    The user's own cache (which may hold real weights) and the real hub stay out of every test.
+    Returns ``point_hub(url)`` for the tests that serve a fake hub.
+
+    ``huggingface_hub`` reads its environment once, at import, into ``constants``: the cache
+    folder (``try_to_load_from_cache`` / ``hf_hub_download`` use ``constants.HF_HUB_CACHE``), the
+    offline flag, and ``ENDPOINT`` (its own side requests go there). So both are patched.
+    """
+    home = tmp_path_factory.mktemp("hf_home")
+    cache = home / "hub"
+    cache.mkdir(parents=True)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hf_constants, "HF_HOME", str(home))
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.lower(), raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+    def point_hub(url: str) -> None:
+        # as if the process had started with HF_ENDPOINT=url (hf_hub_url needs both to agree)
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        monkeypatch.setattr(hf_constants, "ENDPOINT", url)
+        monkeypatch.setattr(
+            hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"
+        )
+
+    point_hub(_closed_port_url())
+    return point_hub

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import timm
-from squeezelens.core import catalogue
 from timm.models import get_pretrained_cfg
+
+from squeezelens.core import catalogue
 
 
 def test_every_pretrained_seresnext_is_listed_seed_first() -> None:

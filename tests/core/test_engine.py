@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
 from squeezelens import Classifier, Prediction
 from squeezelens.core.engine import pick_device
 from squeezelens.core.errors import SqueezeLensError
@@ -65,10 +66,33 @@ def test_untrained_flag(photo_dir: Path) -> None:
     assert r.untrained is True and r.to_dict()["untrained"] is True
 
 
-def test_fast_decode_toggle(confident_weights: Path) -> None:
+def test_fast_decode_toggle(confident_weights: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    big = tmp_path / "big.jpg"
+    Image.fromarray(rng.integers(0, 256, (2000, 3000, 3), dtype=np.uint8)).save(big, quality=90)
     fast = Classifier.load("seresnext26d_32x4d", weights=confident_weights, device="cpu")
     exact = Classifier.load("seresnext26d_32x4d", weights=confident_weights, device="cpu", fast_decode=False)
-    assert fast.fast_decode and not exact.fast_decode
+    a, b = fast.preprocess(big), exact.preprocess(big)
+    assert a.shape == b.shape == (3, 224, 224)
+    assert float((a - b).abs().max()) > 1e-3  # the fast path really decoded something else (1/4 scale)
+    small = tmp_path / "small.png"  # not a JPEG: both paths are the same pipeline
+    Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(small)
+    assert float((fast.preprocess(small) - exact.preprocess(small)).abs().max()) == 0.0
+
+
+def test_batch_size_must_be_positive(clf: Classifier, photo_dir: Path) -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        clf.classify([photo_dir / "coffee.png"], batch_size=0)
+
+
+def test_error_entries_carry_model_and_untrained(photo_dir: Path, tmp_path: Path) -> None:
+    clf = Classifier.load(allow_download=False)
+    assert clf.name == "seresnext26d_32x4d"
+    r = clf.classify([tmp_path / "missing.png"])[0]
+    assert r.to_dict() == {"path": str(tmp_path / "missing.png"), "model": "seresnext26d_32x4d",
+                           "untrained": True, "error": f"{tmp_path / 'missing.png'}: file not found"}
 
 
 def test_devices() -> None:

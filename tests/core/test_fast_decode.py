@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
 from squeezelens.core.images import open_image
 from squeezelens.core.preprocess import data_config, eval_transform, fast_decode_min_side
 

@@ -10,6 +10,7 @@ import numpy as np
 import PIL.Image
 import pytest
 from PIL import Image
+
 from squeezelens.core import images
 from squeezelens.core.errors import ImageLoadError, SqueezeLensError
 from squeezelens.core.images import (
@@ -707,3 +708,43 @@ def test_folder_to_pixels_end_to_end(tmp_path):
 def test_module_limits_are_sane():
     assert images.MAX_PIXELS == MAX_PIXELS == Image.MAX_IMAGE_PIXELS
     assert MAX_SIDE < 65_536
+
+
+def test_elongated_images_refused_before_decoding(tmp_path: Path) -> None:
+    from squeezelens.core.images import MAX_ASPECT
+
+    strip = tmp_path / "strip.png"
+    Image.new("L", (16000, 1)).save(strip)
+    with pytest.raises(ImageLoadError, match="too elongated"):
+        open_image(strip)
+    ok = tmp_path / "panorama.png"
+    Image.new("L", (MAX_ASPECT * 2, 2)).save(ok)
+    assert open_image(ok).size == (MAX_ASPECT * 2, 2)
+    with pytest.raises(ImageLoadError, match="too elongated"):
+        open_image(Image.new("RGB", (40000, 1)))  # PIL inputs (paste, camera) pass the same guard
+    with pytest.raises(ImageLoadError, match="too large"):
+        open_image(Image.new("1", (20000, 10001)))
+
+
+def test_mpo_phone_jpegs_take_the_fast_path(tmp_path: Path) -> None:
+    from PIL import MpoImagePlugin  # noqa: F401  registers MPO saving
+
+    frames = [Image.new("RGB", (3000, 2000), (200, 30, 30)), Image.new("RGB", (3000, 2000), (30, 200, 30))]
+    path = tmp_path / "phone.jpg"
+    frames[0].save(path, format="MPO", save_all=True, append_images=frames[1:])
+    with Image.open(path) as im:
+        assert im.format == "MPO"
+    img = open_image(path, fast_min_side=256)
+    assert img.size == (750, 500)  # 1/4 scale: 1/8 would leave the short side under 256
+    assert img.getpixel((10, 10))[0] > 150  # the first picture
+
+
+def test_folder_walk_skips_non_photo_formats(tmp_path: Path) -> None:
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    for name in ("clip.mpg", "data.h5", "figure.eps", "drawing.wmf", "weather.grib"):
+        (tmp_path / name).write_bytes(b"\0" * 16)
+    assert [p.name for p in iter_image_files(tmp_path)] == ["a.png"]
+    eps = tmp_path / "figure.eps"
+    eps.write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    with pytest.raises(ImageLoadError, match="not an image"):
+        open_image(eps)  # never handed to Ghostscript

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+
 from squeezelens import Classifier
 from squeezelens.core import saved_model
 from squeezelens.core.saved_model import save_model

@@ -24,6 +24,7 @@ import pytest
 import torch
 from huggingface_hub import constants as hf_constants
 from safetensors.torch import save_file
+
 from squeezelens.core.errors import DownloadCancelled, ModelNotFoundError, WeightsError
 from squeezelens.core.model_loader import load_model
 from squeezelens.core.weights import (
@@ -77,45 +78,6 @@ def _hub_server(served: Served) -> Iterator[Any]:
     with hubserver.FakeHub() as hub:
         hub.add(REPO, WEIGHTS, served.data)
         yield hub
-
-
-def _closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
-
-
-@pytest.fixture(autouse=True)
-def hf_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
-    """An empty, private Hugging Face cache and a hub on a closed port; returns ``point_hub(url)``.
-
-    ``huggingface_hub`` reads its environment once, at import, into ``constants``: the cache
-    folder (``try_to_load_from_cache`` / ``hf_hub_download`` use ``constants.HF_HUB_CACHE``), the
-    offline flag, and ``ENDPOINT`` (its own side requests go there). So both are patched.
-    """
-    home = tmp_path / "hf_home"
-    cache = home / "hub"
-    cache.mkdir(parents=True)
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(hf_constants, "HF_HOME", str(home))
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-        monkeypatch.delenv(var.lower(), raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-    def point_hub(url: str) -> None:
-        # as if the process had started with HF_ENDPOINT=url (hf_hub_url needs both to agree)
-        monkeypatch.setenv("HF_ENDPOINT", url)
-        monkeypatch.setattr(hf_constants, "ENDPOINT", url)
-        monkeypatch.setattr(
-            hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"
-        )
-
-    point_hub(_closed_port_url())
-    return point_hub
 
 
 @pytest.fixture
@@ -471,3 +433,20 @@ def test_unknown_model_lists_known_names() -> None:
     with pytest.raises(ModelNotFoundError) as info:
         load_model("nonexistent_model")
     assert ARCH in str(info.value) and "seresnext50_32x4d" in str(info.value)
+
+
+def test_probe_goes_through_a_configured_proxy(hub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from squeezelens.core.weights import hub_reachable
+
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    # the hub's host does not even resolve; only the proxy (here: the fake hub's socket) is reachable
+    monkeypatch.setenv("HTTPS_PROXY", hub.url)
+    assert hub_reachable("https://hub.invalid") is True
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{closed}")
+    assert hub_reachable("https://hub.invalid") is False
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert hub_reachable(hub.url) is True  # bypassed: straight to the host
