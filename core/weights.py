@@ -230,8 +230,10 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
     from timm.models import load_state_dict
 
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise WeightsError(f"{p}: weights file not found")
+    if not p.is_file():
+        raise WeightsError(f"{p}: not a regular file")
     if p.suffix == ".safetensors" or _looks_like_safetensors(p):
         return _load_safetensors(p)
     try:

@@ -450,3 +450,12 @@ def test_probe_goes_through_a_configured_proxy(hub: Any, monkeypatch: pytest.Mon
     assert hub_reachable("https://hub.invalid") is False
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert hub_reachable(hub.url) is True  # bypassed: straight to the host
+
+
+def test_fifo_is_not_a_weights_file(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "w.pth"
+    os.mkfifo(fifo)
+    with pytest.raises(WeightsError, match="not a regular file"):
+        load_state_dict_file(fifo)
