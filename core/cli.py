@@ -18,7 +18,7 @@ from . import catalogue
 from .engine import BACKENDS, DEVICES
 from .errors import SqueezeLensError
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 UNTRAINED_NOTE = "UNTRAINED: no pretrained weights were found, so these predictions come from a random network"
 
 
@@ -84,6 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("squeezelens: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: say so in one line; SQUEEZELENS_DEBUG=1 shows the traceback
+        if os.environ.get("SQUEEZELENS_DEBUG"):
+            raise
+        print(f"squeezelens: internal error: {type(e).__name__}: {e} (set SQUEEZELENS_DEBUG=1 for details)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def cmd_gui(args: argparse.Namespace) -> int:

@@ -128,3 +128,17 @@ def test_models_lists_catalogue_and_cache_state(capsys, hf_env) -> None:
     assert "seresnext26d_32x4d.bt_in1k *" in out
     line = next(line for line in out.splitlines() if line.startswith("seresnext50_32x4d.racm_in1k"))
     assert line.endswith("cached") and "needs download" not in line
+
+
+def test_unexpected_error_is_one_line(capsys, monkeypatch, photo_dir: Path) -> None:
+    def boom(*a, **k):
+        raise RuntimeError("CUDA error: device-side assert")
+
+    monkeypatch.setattr("squeezelens.core.engine.Classifier.load", boom)
+    code, _, err = run(capsys, "classify", str(photo_dir / "coffee.png"))
+    assert code == 3
+    assert err.strip() == ("squeezelens: internal error: RuntimeError: CUDA error: device-side assert "
+                           "(set SQUEEZELENS_DEBUG=1 for details)")
+    monkeypatch.setenv("SQUEEZELENS_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        cli.main(["classify", str(photo_dir / "coffee.png")])
