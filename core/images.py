@@ -51,16 +51,16 @@ def image_extensions() -> frozenset[str]:
 
 
 def check_size(w: int, h: int, name: str) -> None:
-    """Refuse pictures too large to decode or too elongated to resize safely."""
+    """Refuse (ImageLoadError) pictures too large to decode or too elongated to resize safely."""
     if w <= 0 or h <= 0:
-        raise ImageLoadError(f"{name}: image has no pixels ({w}x{h})", name)
+        raise ImageLoadError(f"{name}: image has no pixels ({w}x{h})")
     if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
         raise ImageLoadError(
             f"{name}: image too large ({w}x{h} pixels; the limit is "
-            f"{MAX_PIXELS // 1_000_000} megapixels and {MAX_SIDE} pixels a side)", name
+            f"{MAX_PIXELS // 1_000_000} megapixels and {MAX_SIDE} pixels a side)"
         )
     if max(w, h) > MAX_ASPECT * min(w, h):
-        raise ImageLoadError(f"{name}: image too elongated to classify ({w}x{h}; at most {MAX_ASPECT}:1)", name)
+        raise ImageLoadError(f"{name}: image too elongated to classify ({w}x{h}; at most {MAX_ASPECT}:1)")
 
 
 def iter_image_files(folder: Path) -> Iterator[Path]:

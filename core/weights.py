@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from tqdm import tqdm as _tqdm
 
@@ -71,19 +71,22 @@ def cached_weights(hf_hub_id: str | None) -> Path | None:
     return None
 
 
+def _host_port(parts: SplitResult) -> tuple[str, int]:
+    return str(parts.hostname), parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def hub_reachable(endpoint: str, timeout: float = CONNECT_TIMEOUT_S) -> bool:
     """Can a TCP connection to the endpoint (or the proxy that serves it) open within ``timeout`` s?"""
     parts = urlsplit(endpoint)
-    host = parts.hostname
-    if not host:
+    if not parts.hostname:
         return False
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host, port = _host_port(parts)
     proxy = urllib.request.getproxies().get(parts.scheme)
     if proxy and not urllib.request.proxy_bypass(host):
         # behind a proxy only the proxy need answer; huggingface_hub's client goes through it too
         p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
         if p.hostname:
-            host, port = p.hostname, p.port or (443 if p.scheme == "https" else 80)
+            host, port = _host_port(p)
     result: list[bool] = []
 
     def probe() -> None:
@@ -158,7 +161,7 @@ def download_weights(
     except DownloadCancelled:
         raise
     except (HfHubHTTPError, OSError, ValueError) as e:
-        if isinstance(e.__cause__, DownloadCancelled) or (cancel is not None and cancel.is_set()):
+        if any(isinstance(x, DownloadCancelled) for x in _chain(e)) or (cancel is not None and cancel.is_set()):
             raise DownloadCancelled("download cancelled") from e
         raise WeightsError(f"download of {hf_hub_id} failed: {e}") from e
 
