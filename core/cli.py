@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -58,7 +58,12 @@ def _version() -> str:
         return "unknown"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: Opens the desktop app with these images and returns the exit code. core never imports the GUI
+#: (an import contract), so the entry point in ``squeezelens.__main__`` passes it in.
+GuiRunner = Callable[[list[str]], int]
+
+
+def main(argv: Sequence[str] | None = None, run_gui: GuiRunner | None = None) -> int:
     """Run the CLI; returns the exit code (0 all classified, 1 some inputs failed, 2 bad usage)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -73,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_classify(args)
         if args.command == "models":
             return cmd_models(args)
-        return cmd_gui(args)
+        return cmd_gui(args, run_gui)
     except SqueezeLensError as e:
         print(f"squeezelens: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -92,14 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-def cmd_gui(args: argparse.Namespace) -> int:
-    """The desktop app is not part of this build yet; say so instead of failing obscurely."""
-    print(
-        "squeezelens: the desktop app is not part of this version yet. "
-        "Use `squeezelens classify IMAGE...` or `squeezelens models`.",
-        file=sys.stderr,
-    )
-    return EXIT_OK
+def cmd_gui(args: argparse.Namespace, run_gui: GuiRunner | None) -> int:
+    """Open the desktop app (through the runner the entry point gave)."""
+    if run_gui is None:
+        raise SqueezeLensError("the desktop app is not available from this entry point; run `squeezelens`")
+    return run_gui(list(args.images))
 
 
 def _stderr_progress() -> tuple[object, threading.Event]:

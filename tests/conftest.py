@@ -93,6 +93,8 @@ def hf_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyP
         monkeypatch.delenv(var, raising=False)
         monkeypatch.delenv(var.lower(), raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    # SqueezeLens' own cache (exported graphs, feature caches): private to each test too
+    monkeypatch.setenv("SQUEEZELENS_CACHE_DIR", str(tmp_path_factory.mktemp("sl_cache")))
 
     def point_hub(url: str) -> None:
         # as if the process had started with HF_ENDPOINT=url (hf_hub_url needs both to agree)
