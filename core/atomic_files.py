@@ -1,0 +1,39 @@
+"""Writing files so that readers never see half of one, and a failure leaves the old file as it was."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from .errors import SqueezeLensError
+
+
+def _new_file_mode(out: Path) -> int:
+    """The old file's permissions, else 0644 (what ``open(path, "w")`` gives under the usual umask).
+
+    (Reading the real umask means setting it, which races with other threads creating files.)
+    """
+    try:
+        return stat.S_IMODE(out.stat().st_mode)
+    except OSError:
+        return 0o644
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to a temp file beside ``path``, then rename it over ``path``."""
+    out = Path(path)
+    tmp: str | None = None
+    try:
+        # mkstemp itself fails when the folder is missing or read-only: that is a user-facing error too
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        # mkstemp makes the file 0600; an exported CSV should be as readable as any other file
+        os.chmod(tmp, _new_file_mode(out))
+        os.replace(tmp, out)
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise SqueezeLensError(f"cannot write {out}: {e.strerror or e}") from e

@@ -1,0 +1,55 @@
+"""Starting the desktop app: QApplication, the main window, then the model in the worker thread."""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib.resources import files
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+from .main_window import MainWindow
+from .settings import APPLICATION, ORGANIZATION, AppSettings
+from .startup_probe import StartupProbe
+from .worker import InferenceClient
+
+
+def app_icon() -> QIcon:
+    icon = QIcon()
+    res = files("squeezelens.resources")
+    for name in ("icon.svg", "icon-256.png"):
+        path = res / name
+        if path.is_file():
+            icon.addFile(str(path))
+    return icon
+
+
+def create_app() -> QApplication:
+    """The QApplication with names (for QSettings), icon and desktop-file name set."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("SqueezeLens")
+    app.setDesktopFileName("squeezelens")
+    app.setWindowIcon(app_icon())
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    return app  # type: ignore[return-value]
+
+
+def run(images: list[str]) -> int:
+    """Show the window at once; the worker imports torch and loads the model behind it."""
+    app = create_app()
+    client = InferenceClient()
+    window = MainWindow(client, AppSettings(), StartupProbe.from_env(quit=lambda: QTimer.singleShot(0, window.close)))
+    window.show()
+    window.start(images)
+    code = app.exec()
+    if client.running:
+        # The worker is inside something it cannot leave quickly (importing torch, one long forward).
+        # Settings are saved; end the process now rather than keep a closed window's process alive.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

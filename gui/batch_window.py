@@ -1,0 +1,276 @@
+"""The results table for a folder or many files: fills in as results arrive, sortable, exportable."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    QThreadPool,
+    Signal,
+)
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from squeezelens.core.atomic_files import write_text_atomic
+from squeezelens.core.class_folders import CopyReport, copy_into_class_folders
+from squeezelens.core.cli import format_csv
+from squeezelens.core.errors import SqueezeLensError
+
+COLUMNS = ("File", "Top-1", "Probability", "Top-5")
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+Index = QModelIndex | QPersistentModelIndex
+
+
+class BatchTableModel(QAbstractTableModel):
+    """One row per input; ``None`` until its prediction arrives."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.sources: list[str] = []
+        self.preds: list[Any] = []
+
+    def reset(self, sources: list[str]) -> None:
+        self.beginResetModel()
+        self.sources = list(sources)
+        self.preds = [None] * len(sources)
+        self.endResetModel()
+
+    def set_prediction(self, row: int, pred: Any) -> None:
+        if 0 <= row < len(self.preds):
+            self.preds[row] = pred
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    def done(self) -> list[Any]:
+        return [p for p in self.preds if p is not None]
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.sources)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row, col = index.row(), index.column()
+        src, pred = self.sources[row], self.preds[row]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return pred.error if pred is not None and not pred.ok else src
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == 2:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role not in (Qt.ItemDataRole.DisplayRole, SORT_ROLE):
+            return None
+        sorting = role == SORT_ROLE
+        if col == 0:
+            return src if sorting else Path(src).name
+        if pred is None:
+            return (-1.0 if col == 2 else "") if sorting else ("..." if col == 1 else "")
+        if not pred.ok:
+            return {1: "error", 2: -1.0 if sorting else "", 3: pred.error}[col]
+        top = pred.top[0]
+        if col == 1:
+            return top.label + (" (untrained)" if pred.untrained and not sorting else "")
+        if col == 2:
+            return top.prob if sorting else f"{top.prob * 100:.1f}%"
+        return ", ".join(f"{t.label} {t.prob * 100:.0f}%" for t in pred.top)
+
+
+class BatchWindow(QWidget):
+    """A separate window per batch; closing it cancels the batch if it is still running."""
+
+    cancelRequested = Signal(int)  # req
+    openImage = Signal(str)  # double-clicked row
+    copyProgress = Signal(int, int)
+    copyFinished = Signal(object)  # CopyReport
+
+    def __init__(self, req: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent, Qt.WindowType.Window)
+        self.req = req
+        self.running = True
+        self.untrained = False
+        self.last_folder = ""
+        self._copy_cancel = threading.Event()
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self.setWindowTitle("SqueezeLens - batch results")
+        self.resize(900, 560)
+
+        self.model = BatchTableModel(self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # input order until the user sorts
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        self.table.setColumnWidth(0, 220)
+        self.table.setColumnWidth(1, 200)
+        self.table.setColumnWidth(2, 90)
+        self.table.doubleClicked.connect(self._open_row)
+
+        self.summary = QLabel("Looking for images...")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.export_button = QPushButton("Export CSV...")
+        self.export_button.setShortcut(QKeySequence.StandardKey.Save)
+        self.export_button.clicked.connect(self.export_csv_dialog)
+        self.copy_button = QPushButton("Copy to class folders...")
+        self.copy_button.clicked.connect(self.copy_dialog)
+        for b in (self.export_button, self.copy_button):
+            b.setEnabled(False)
+
+        top = QHBoxLayout()
+        top.addWidget(self.summary, 1)
+        top.addWidget(self.progress, 1)
+        top.addWidget(self.cancel_button)
+        bottom = QHBoxLayout()
+        bottom.addStretch(1)
+        bottom.addWidget(self.export_button)
+        bottom.addWidget(self.copy_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(bottom)
+        self.copyProgress.connect(self._on_copy_progress)
+        self.copyFinished.connect(self._on_copy_finished)
+
+    # -- filled by the main window from the worker's answers -----------------------------------------
+    def start(self, sources: list[str]) -> None:
+        self.model.reset(sources)
+        self.progress.setRange(0, max(len(sources), 1))
+        self.progress.setValue(0)
+        self._update_summary()
+
+    def add(self, row: int, pred: Any) -> None:
+        self.untrained = self.untrained or pred.untrained
+        self.model.set_prediction(row, pred)
+        self.progress.setValue(len(self.model.done()))
+        self._update_summary()
+
+    def finish(self, cancelled: bool) -> None:
+        self.running = False
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, max(len(self.model.sources), 1))
+        self.progress.setValue(len(self.model.done()) if cancelled else self.progress.maximum())
+        self._update_summary(cancelled)
+        has_ok = any(p.ok for p in self.model.done())
+        self.export_button.setEnabled(bool(self.model.done()))
+        self.copy_button.setEnabled(has_ok)
+
+    def _update_summary(self, cancelled: bool = False) -> None:
+        done = self.model.done()
+        errors = sum(1 for p in done if not p.ok)
+        total = len(self.model.sources)
+        text = f"{len(done)} of {total} images classified"
+        if errors:
+            text += f", {errors} could not be read"
+        if cancelled:
+            text += " - cancelled"
+        if self.untrained:
+            text += " - UNTRAINED model: results are random"
+        self.summary.setText(text)
+        self.setWindowTitle(f"SqueezeLens - {len(done)}/{total} classified")
+
+    def cancel(self) -> None:
+        if self.running:
+            self.cancelRequested.emit(self.req)
+            self.summary.setText(self.summary.text() + " - cancelling...")
+        self._copy_cancel.set()
+
+    def _open_row(self, index: QModelIndex) -> None:
+        row = self.proxy.mapToSource(index).row()
+        self.openImage.emit(self.model.sources[row])
+
+    # -- export and copy ------------------------------------------------------------------------------
+    def export_csv(self, path: str) -> None:
+        """Write the finished rows as the CLI's CSV (one row per input and rank), atomically."""
+        write_text_atomic(path, format_csv(self.model.done(), self.untrained))
+
+    def export_csv_dialog(self) -> None:
+        start = str(Path(self.last_folder or Path.home()) / "squeezelens-results.csv")
+        path, _ = QFileDialog.getSaveFileName(self, "Export results as CSV", start, "CSV files (*.csv)")
+        if not path:
+            return
+        try:
+            self.export_csv(path)
+            self.summary.setText(f"Saved {Path(path).name}")
+        except SqueezeLensError as e:
+            self.summary.setText(str(e))
+
+    def copy_items(self) -> list[tuple[str, str]]:
+        return [(src, p.top[0].label) for src, p in zip(self.model.sources, self.model.preds) if p is not None and p.ok]
+
+    def copy_to(self, folder: str) -> None:
+        """Copy each classified image into ``folder/<top-1 class>/`` in a background thread."""
+        items = self.copy_items()
+        self._copy_cancel.clear()
+        self.copy_button.setEnabled(False)
+        self.progress.setRange(0, max(len(items), 1))
+        self.progress.setValue(0)
+        self.summary.setText(f"Copying {len(items)} images into {folder}...")
+
+        def task() -> None:
+            report = copy_into_class_folders(items, folder, progress=self.copyProgress.emit, cancel=self._copy_cancel)
+            self.copyFinished.emit(report)
+
+        self._pool.start(task)
+
+    def copy_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Copy images into class folders under", self.last_folder)
+        if folder:
+            self.copy_to(folder)
+
+    def _on_copy_progress(self, done: int, total: int) -> None:
+        self.progress.setValue(done)
+
+    def _on_copy_finished(self, report: CopyReport) -> None:
+        self.copy_button.setEnabled(True)
+        classes = len({dst.parent for _, dst in report.copied})
+        text = f"Copied {len(report.copied)} images into {classes} class folders"
+        if report.failed:
+            text += f"; {len(report.failed)} failed: {report.failed[0]}"
+        if report.cancelled:
+            text += " (cancelled)"
+        self.summary.setText(text)
+
+    def wait_for_copies(self, msecs: int = 2000) -> bool:
+        self._copy_cancel.set()
+        return self._pool.waitForDone(msecs)
+
+    def closeEvent(self, event: Any) -> None:
+        self.cancel()
+        self.wait_for_copies()
+        super().closeEvent(event)

@@ -1,0 +1,102 @@
+"""Reading what the user drops or pastes: files, folders, image data, or paths as text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from PySide6.QtCore import QMimeData, QUrl
+from PySide6.QtGui import QImage
+
+from squeezelens.core.images import image_extensions
+
+
+@dataclass
+class DropContent:
+    """Usable inputs from a drop or paste, and a friendly line for each thing that was not usable."""
+
+    paths: list[str] = field(default_factory=list)  # image files and folders
+    image: QImage | None = None  # image data without a file
+    rejected: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.paths and self.image is None
+
+    @property
+    def is_batch(self) -> bool:
+        """A folder or several files: the results table, not the single-image view."""
+        return len(self.paths) > 1 or any(Path(p).is_dir() for p in self.paths)
+
+
+def classify_path(path: Path) -> str | None:
+    """None when ``path`` is an image file or a folder; otherwise why it cannot be used."""
+    if path.is_dir():
+        return None
+    if not path.exists():
+        return f"{path.name}: file not found"
+    if path.suffix.lower() not in image_extensions():
+        return f"{path.name} is not an image SqueezeLens can read"
+    return None
+
+
+def _add_path(content: DropContent, path: Path) -> None:
+    problem = classify_path(path)
+    if problem:
+        content.rejected.append(problem)
+    else:
+        content.paths.append(str(path))
+
+
+def _paths_from_text(text: str) -> list[Path]:
+    paths = []
+    for line in text.splitlines():
+        line = line.strip().strip('"')
+        if not line:
+            continue
+        if line.startswith("file://"):
+            line = unquote(urlparse(line).path)
+        p = Path(line).expanduser()
+        if p.is_absolute() and p.exists():
+            paths.append(p)
+    return paths
+
+
+def read_mime(mime: QMimeData, *, accept_text: bool = True) -> DropContent:
+    """What a drop or paste carries: local files/folders first, else image data, else paths typed as text."""
+    content = DropContent()
+    if mime.hasUrls():
+        for url in mime.urls():
+            if url.isLocalFile():
+                _add_path(content, Path(url.toLocalFile()))
+            else:
+                content.rejected.append(f"{_short(url)}: web addresses cannot be classified; save the image first")
+        if content.paths or content.rejected:
+            return content
+    if mime.hasImage():
+        data = mime.imageData()
+        image = data if isinstance(data, QImage) else QImage(data) if data is not None else QImage()
+        if not image.isNull():
+            content.image = image
+            return content
+        content.rejected.append("the dropped image data could not be read")
+        return content
+    if accept_text and mime.hasText():
+        for p in _paths_from_text(mime.text()):
+            _add_path(content, p)
+        if content.empty and not content.rejected:
+            content.rejected.append("the clipboard holds text, not an image or a file path")
+        return content
+    content.rejected.append("nothing usable: drop image files, a folder, or image data")
+    return content
+
+
+def can_accept(mime: QMimeData) -> bool:
+    """Whether a drag may be dropped here (decided on enter, before the drop)."""
+    return mime.hasUrls() or mime.hasImage()
+
+
+def _short(url: QUrl) -> str:
+    text = url.toDisplayString()
+    return text if len(text) <= 60 else text[:57] + "..."

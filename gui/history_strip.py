@@ -1,0 +1,76 @@
+"""The strip of recent images under the main view: a thumbnail and its top-1 each; click to see it again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QWidget
+
+MAX_ENTRIES = 60
+
+
+@dataclass
+class HistoryEntry:
+    """One classified image: what to show again without running the model."""
+
+    title: str
+    source: str | QImage  # a path, or the image data itself (paste, drop)
+    image: QImage  # the display image
+    prediction: Any = None  # core Prediction once it arrives
+    model_ready: bool = False
+
+
+class HistoryStrip(QListWidget):
+    """Newest first. ``entryActivated`` carries the clicked entry."""
+
+    entryActivated = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setFlow(QListView.Flow.LeftToRight)
+        self.setWrapping(False)
+        self.setMovement(QListView.Movement.Static)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setIconSize(QSize(72, 72))
+        self.setGridSize(QSize(120, 112))
+        self.setWordWrap(True)
+        self.setUniformItemSizes(True)
+        self.setFixedHeight(132)
+        self.setHorizontalScrollMode(QListView.ScrollMode.ScrollPerPixel)
+        self.setAccessibleName("History")
+        self.itemClicked.connect(lambda item: self.entryActivated.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.itemActivated.connect(lambda item: self.entryActivated.emit(item.data(Qt.ItemDataRole.UserRole)))
+
+    def add(self, entry: HistoryEntry, thumb: QImage) -> QListWidgetItem:
+        item = QListWidgetItem(QIcon(QPixmap.fromImage(thumb)), _caption(entry))
+        item.setData(Qt.ItemDataRole.UserRole, entry)
+        item.setToolTip(entry.title)
+        self.insertItem(0, item)
+        while self.count() > MAX_ENTRIES:
+            self.takeItem(self.count() - 1)
+        return item
+
+    def update_entry(self, entry: HistoryEntry) -> None:
+        for i in range(self.count()):
+            item = self.item(i)
+            if item.data(Qt.ItemDataRole.UserRole) is entry:
+                item.setText(_caption(entry))
+                return
+
+    def entries(self) -> list[HistoryEntry]:
+        return [self.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.count())]
+
+
+def _caption(entry: HistoryEntry) -> str:
+    pred = entry.prediction
+    if pred is None:
+        return "..."
+    if not pred.ok:
+        return "error"
+    top = pred.top[0]
+    label = top.label if len(top.label) <= 16 else top.label[:15] + "\u2026"
+    return f"{label}\n{top.prob * 100:.0f}%"

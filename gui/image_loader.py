@@ -1,0 +1,54 @@
+"""Decoding images for display off the GUI thread (a 12 MP JPEG takes longer than a frame)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QSize, Qt, QThreadPool, Signal
+from PySide6.QtGui import QImage, QImageReader
+
+#: Longest side decoded for display: sharp on a 4K screen, and JPEGs decode at reduced scale.
+DISPLAY_MAX_SIDE = 2560
+THUMB_SIDE = 96
+
+
+def read_for_display(path: str, max_side: int = DISPLAY_MAX_SIDE) -> QImage:
+    """The image at ``path``, EXIF orientation applied, no larger than ``max_side``; raises OSError."""
+    reader = QImageReader(path)
+    reader.setAutoTransform(True)  # EXIF orientation, as core applies for classification
+    size = reader.size()
+    if size.isValid() and max(size.width(), size.height()) > max_side:
+        reader.setScaledSize(size.scaled(QSize(max_side, max_side), Qt.AspectRatioMode.KeepAspectRatio))
+    image = reader.read()
+    if image.isNull():
+        raise OSError(reader.errorString() or "cannot decode the image")
+    return image
+
+
+def thumbnail(image: QImage, side: int = THUMB_SIDE) -> QImage:
+    return image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+
+
+class ImageLoader(QObject):
+    """Loads display images and thumbnails in a small private thread pool; answers by token."""
+
+    loaded = Signal(int, QImage, QImage)  # token, display image, thumbnail
+    failed = Signal(int, str)  # token, message
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(2)
+
+    def load(self, token: int, path: str) -> None:
+        def task() -> None:
+            try:
+                image = read_for_display(path)
+                self.loaded.emit(token, image, thumbnail(image))
+            except OSError as e:
+                self.failed.emit(token, str(e))
+
+        self._pool.start(task)
+
+    def wait(self, msecs: int = 2000) -> bool:
+        """Wait for running decodes (at shutdown)."""
+        self._pool.clear()
+        return self._pool.waitForDone(msecs)

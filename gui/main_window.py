@@ -1,0 +1,500 @@
+"""The main window: image view, top-k panel, history strip, model controls, drops and paste."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QEvent, QMimeData, QObject, Qt, QTimer
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QImage,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from squeezelens.core.images import image_extensions
+
+from .about import show_about
+from .batch_window import BatchWindow
+from .drop_input import DropContent, can_accept, classify_path, read_mime
+from .history_strip import HistoryEntry, HistoryStrip
+from .image_loader import ImageLoader, thumbnail
+from .image_view import ImageView
+from .model_picker import ModelPicker
+from .results_panel import ResultsPanel
+from .settings import TOP_K_RANGE, AppSettings
+from .startup_probe import StartupProbe
+from .worker import InferenceClient, ModelSpec, ModelState
+
+APP_TITLE = "SqueezeLens"
+NOTICE_MS = 8000
+DEVICES = (("Auto", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda"), ("Apple GPU (MPS)", "mps"))
+
+
+class MainWindow(QMainWindow):
+    """The app's one main window. All model work goes through ``client``; nothing here blocks."""
+
+    def __init__(
+        self,
+        client: InferenceClient,
+        settings: AppSettings,
+        probe: StartupProbe | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.client = client
+        self.settings = settings
+        self.probe = probe or StartupProbe(None)
+        self.loader = ImageLoader(self)
+        self.batches: dict[int, BatchWindow] = {}
+        self.current: HistoryEntry | None = None
+        self.model_state: ModelState | None = None
+        self._tokens = itertools.count(1)
+        self._loading: dict[int, HistoryEntry] = {}
+        self._pending: dict[int, HistoryEntry] = {}
+        self._model_name = settings.model
+        self._catalogue_requested = False
+
+        self.setWindowTitle(APP_TITLE)
+        self.setAcceptDrops(True)
+        self._build_widgets()
+        self._build_actions()
+        self._connect()
+        if settings.geometry is not None:
+            self.restoreGeometry(settings.geometry)
+        else:
+            self.resize(1100, 720)
+        if settings.window_state is not None:
+            self.restoreState(settings.window_state)
+
+    # -- construction -------------------------------------------------------------------------------
+    def _build_widgets(self) -> None:
+        self.view = ImageView()
+        self.view.installEventFilter(self)
+        self.results = ResultsPanel()
+        self.history = HistoryStrip()
+        self.notice = QLabel()
+        self.notice.setObjectName("notice")
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet("background: palette(alternate-base); border-radius: 6px; padding: 6px 10px;")
+        self.notice.hide()
+        self._notice_timer = QTimer(self, singleShot=True, interval=NOTICE_MS, timeout=self.notice.hide)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.view)
+        splitter.addWidget(self.results)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        splitter.setChildrenCollapsible(False)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(self.notice)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.history)
+        self.setCentralWidget(central)
+
+        self.picker = ModelPicker()
+        self.picker.set_current(self._model_name or "seresnext26d_32x4d")
+        self.picker.set_recent(self.settings.recent_models)
+        self.device_label = QLabel("CPU / GPU: starting...")
+        self.device_label.setObjectName("deviceLabel")
+        self.top_k = QSpinBox()
+        self.top_k.setRange(*TOP_K_RANGE)
+        self.top_k.setValue(self.settings.top_k)
+        self.top_k.setPrefix("Top ")
+        self.top_k.setToolTip("How many classes to show")
+
+        self.status_label = QLabel()
+        self.download_bar = QProgressBar()
+        self.download_bar.setMaximumWidth(220)
+        self.download_bar.hide()
+        self.download_cancel = QPushButton("Cancel download")
+        self.download_cancel.hide()
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.download_bar)
+        row.addWidget(self.download_cancel)
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(box)
+        self.statusBar().addPermanentWidget(self.device_label)
+
+    def _build_actions(self) -> None:
+        def action(text: str, slot: Any, shortcut: Any = None, tip: str = "") -> QAction:
+            a = QAction(text, self)
+            if shortcut is not None:
+                a.setShortcut(QKeySequence(shortcut))
+            if tip:
+                a.setStatusTip(tip)
+            a.triggered.connect(slot)
+            return a
+
+        S = QKeySequence.StandardKey
+        self.act_open = action("&Open Images...", self.open_dialog, S.Open, "Open image files")
+        self.act_open_folder = action("Open &Folder...", self.open_folder_dialog, "Ctrl+Shift+O",
+                                      "Classify every image in a folder")
+        self.act_open_model = action("Open &Model Folder...", self.open_model_dialog, None,
+                                     "Load a saved (finetuned) model")
+        self.act_paste = action("&Paste", self.paste, S.Paste, "Classify the image or file path on the clipboard")
+        self.act_quit = action("&Quit", self.close, S.Quit)
+        self.act_quit.setMenuRole(QAction.MenuRole.QuitRole)
+        self.act_fullscreen = action("&Full Screen", self.toggle_fullscreen, S.FullScreen)
+        self.act_fullscreen.setCheckable(True)
+        self.act_model = action("Choose &Model", lambda: (self.picker.setFocus(), self.picker.showPopup()), "Ctrl+M")
+        self.act_about = action("&About SqueezeLens", self.show_about)
+        self.act_about.setMenuRole(QAction.MenuRole.AboutRole)
+
+        file_menu = self.menuBar().addMenu("&File")
+        for a in (self.act_open, self.act_open_folder, self.act_open_model):
+            file_menu.addAction(a)
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_quit)
+        self.menuBar().addMenu("&Edit").addAction(self.act_paste)
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addAction(self.act_fullscreen)
+        model_menu = self.menuBar().addMenu("&Model")
+        model_menu.addAction(self.act_model)
+        model_menu.addAction(self.act_open_model)
+        device_menu = model_menu.addMenu("&Device")
+        self.device_group = QActionGroup(self)
+        for text, value in DEVICES:
+            a = QAction(text, self, checkable=True)
+            a.setData(value)
+            a.setChecked(value == self.settings.device)
+            a.triggered.connect(lambda _checked=False, v=value: self.choose_device(v))
+            self.device_group.addAction(a)
+            device_menu.addAction(a)
+        self.menuBar().addMenu("&Help").addAction(self.act_about)
+
+        tools = QToolBar("Main")
+        tools.setObjectName("mainToolbar")
+        tools.setMovable(False)
+        tools.addAction(self.act_open)
+        tools.addAction(self.act_open_folder)
+        tools.addAction(self.act_paste)
+        tools.addSeparator()
+        tools.addWidget(QLabel(" Model "))
+        tools.addWidget(self.picker)
+        tools.addWidget(QLabel("  "))
+        tools.addWidget(self.top_k)
+        self.addToolBar(tools)
+
+    def _connect(self) -> None:
+        c = self.client
+        c.modelLoading.connect(self._on_model_loading)
+        c.downloadProgress.connect(self._on_download_progress)
+        c.modelReady.connect(self._on_model_ready)
+        c.modelFailed.connect(self._on_model_failed)
+        c.catalogueReady.connect(self._on_catalogue)
+        c.resultReady.connect(self._on_result)
+        c.batchStarted.connect(self._on_batch_started)
+        c.batchItem.connect(self._on_batch_item)
+        c.batchFinished.connect(self._on_batch_finished)
+        c.jobFailed.connect(self._on_job_failed)
+        self.loader.loaded.connect(self._on_image_loaded)
+        self.loader.failed.connect(self._on_image_failed)
+        self.download_cancel.clicked.connect(self.client.cancel_download)
+        self.picker.modelChosen.connect(self.choose_model)
+        self.picker.openFolderRequested.connect(self.open_model_dialog)
+        self.top_k.valueChanged.connect(self._on_top_k)
+        self.history.entryActivated.connect(self.show_entry)
+
+    # -- start ------------------------------------------------------------------------------------
+    def start(self, images: list[str] | None = None) -> None:
+        """Load the saved model choice in the worker, then classify ``images`` (command line) when it is ready."""
+        self.load_model(self._model_name or None)
+        if images:
+            self.handle_content(_content_for([str(Path(p).resolve()) for p in images]))
+
+    # -- input --------------------------------------------------------------------------------------
+    def handle_content(self, content: DropContent) -> None:
+        """Route a drop, paste or command line: one image to the main view, several or a folder to a batch."""
+        if content.rejected:
+            more = f" (and {len(content.rejected) - 1} more)" if len(content.rejected) > 1 else ""
+            self.show_notice(content.rejected[0] + more)
+        if content.image is not None:
+            self.open_image_data(content.image, "Pasted image")
+        elif content.is_batch:
+            self.open_batch(content.paths)
+        elif content.paths:
+            self.open_path(content.paths[0])
+
+    def open_path(self, path: str) -> None:
+        entry = HistoryEntry(title=Path(path).name, source=path, image=QImage())
+        token = next(self._tokens)
+        self._loading[token] = entry
+        self.loader.load(token, path)
+        self.settings.last_folder = str(Path(path).parent)
+        self._show_new(entry)
+
+    def open_image_data(self, image: QImage, title: str) -> None:
+        image = image.copy()  # ours now: the clipboard or drag source may reuse its buffer
+        entry = HistoryEntry(title=title, source=image, image=image)
+        self.history.add(entry, thumbnail(image))
+        self._show_new(entry)
+
+    def _show_new(self, entry: HistoryEntry) -> None:
+        self.current = entry
+        self.view.set_image(entry.image)
+        self.view.set_hint("Loading...")
+        self._classify(entry)
+
+    def _classify(self, entry: HistoryEntry) -> None:
+        entry.prediction = None
+        req = self.client.classify(entry.source, self.top_k.value())
+        self._pending = {req: entry}  # older requests are superseded
+        waiting = "Waiting for the model to load..." if self.client.model is None else "Classifying..."
+        self.results.show_message(waiting, entry.title)
+
+    def open_batch(self, paths: list[str]) -> None:
+        req = self.client.classify_batch(paths, self.top_k.value())
+        window = BatchWindow(req, self)
+        window.last_folder = self.settings.last_folder
+        window.untrained = bool(self.client.model and self.client.model.untrained)
+        window.cancelRequested.connect(self.client.cancel_batch)
+        window.openImage.connect(self.open_path)
+        self.batches[req] = window
+        window.show()
+        if paths:
+            first = Path(paths[0])
+            self.settings.last_folder = str(first if first.is_dir() else first.parent)
+
+    def open_dialog(self) -> None:
+        patterns = " ".join(f"*{e}" for e in sorted(image_extensions()))
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, "Open images", self.settings.last_folder, f"Images ({patterns});;All files (*)")
+        if paths:
+            self.handle_content(_content_for(paths))
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Classify every image in", self.settings.last_folder)
+        if folder:
+            self.open_batch([folder])
+
+    def paste(self) -> None:
+        self.paste_mime(QGuiApplication.clipboard().mimeData())
+
+    def paste_mime(self, mime: QMimeData | None) -> None:
+        if mime is None:
+            self.show_notice("The clipboard is empty.")
+            return
+        self.handle_content(read_mime(mime))
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if can_accept(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: Any) -> None:
+        if can_accept(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        content = read_mime(event.mimeData(), accept_text=False)
+        event.acceptProposedAction()
+        self.handle_content(content)
+
+    # -- model --------------------------------------------------------------------------------------
+    def load_model(self, name: str | None) -> None:
+        self.model_state = None
+        self.client.load_model(ModelSpec(name=name, device=self.settings.device))
+        self.status_label.setText(f"Loading {_short_name(name or 'seresnext26d_32x4d')}...")
+        self.device_label.setText(self.settings.device.upper() if self.settings.device != "auto" else "")
+
+    def choose_model(self, name: str) -> None:
+        self._model_name = name
+        self.settings.model = name
+        if Path(name).is_absolute():
+            self.settings.add_recent_model(name)
+        self.picker.set_current(name)
+        self.load_model(name)
+        if self.current is not None:
+            self._classify(self.current)
+
+    def choose_device(self, device: str) -> None:
+        if device == self.settings.device:
+            return
+        self.settings.device = device
+        self.load_model(self._model_name or None)
+        if self.current is not None:
+            self._classify(self.current)
+
+    def open_model_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Open a saved model folder (config.json + model.safetensors)", self.settings.last_folder)
+        if not folder:
+            return
+        if not (Path(folder) / "config.json").is_file():
+            self.show_notice(f"{Path(folder).name} is not a saved model: it has no config.json.")
+            return
+        self.picker.set_recent([folder] + [f for f in self.settings.recent_models if f != folder])
+        self.choose_model(folder)
+
+    def _on_model_loading(self, name: str) -> None:
+        self.status_label.setText(f"Loading {_short_name(name or 'seresnext26d_32x4d')}...")
+
+    def _on_download_progress(self, done: int, total: int | None) -> None:
+        self.download_bar.show()
+        self.download_cancel.show()
+        if total:
+            self.download_bar.setRange(0, 1000)
+            self.download_bar.setValue(int(done * 1000 / total))
+            self.status_label.setText(f"Downloading weights: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+        else:
+            self.download_bar.setRange(0, 0)
+            self.status_label.setText(f"Downloading weights: {done / 1e6:.1f} MB")
+
+    def _hide_download(self) -> None:
+        self.download_bar.hide()
+        self.download_cancel.hide()
+
+    def _on_model_ready(self, state: ModelState) -> None:
+        self._hide_download()
+        self.model_state = state
+        self.device_label.setText(state.device_label)
+        self.device_label.setToolTip(f"backend: {state.backend}")
+        text = f"{_short_name(state.name)} ready ({state.load_s:.1f} s)"
+        if state.untrained:
+            text = f"{_short_name(state.name)}: untrained - no weights found"
+            if state.untrained_reason:
+                self.status_label.setToolTip(state.untrained_reason)
+        self.status_label.setText(text)
+        self.results.set_untrained(_short_name(state.name) if state.untrained else None)
+        if state.notice:
+            self.show_notice(state.notice)
+        if self.current is not None and self.current.prediction is None and not self._pending:
+            self._classify(self.current)
+        if not self._catalogue_requested:
+            self._catalogue_requested = True
+            self.client.request_catalogue()
+
+    def _on_model_failed(self, message: str) -> None:
+        self._hide_download()
+        self.status_label.setText("Could not load the model")
+        self.show_notice(f"Could not load the model: {message}")
+        if self.current is not None:
+            self.results.show_message(f"Could not load the model: {message}", self.current.title)
+
+    def _on_catalogue(self, entries: list) -> None:
+        self.picker.set_catalogue(entries)
+
+    def _on_top_k(self, value: int) -> None:
+        self.settings.top_k = value
+        if self.current is not None:
+            self._classify(self.current)
+
+    # -- answers ------------------------------------------------------------------------------------
+    def _on_image_loaded(self, token: int, image: QImage, thumb: QImage) -> None:
+        entry = self._loading.pop(token, None)
+        if entry is None:
+            return
+        entry.image = image
+        self.history.add(entry, thumb)
+        if entry is self.current:
+            self.view.set_image(image)
+
+    def _on_image_failed(self, token: int, message: str) -> None:
+        entry = self._loading.pop(token, None)
+        if entry is not None and entry is self.current:
+            self.view.set_hint(f"No preview: {message}")
+
+    def _on_result(self, req: int, pred: Any) -> None:
+        entry = self._pending.pop(req, None)
+        if entry is None:
+            return
+        entry.prediction = pred
+        self.history.update_entry(entry)
+        if entry is self.current:
+            self.results.show_prediction(entry.title, pred, self.model_state.device_label if self.model_state else "")
+            self.probe.mark("first_result")
+
+    def show_entry(self, entry: HistoryEntry) -> None:
+        """Show a history entry again; one whose result never arrived is classified now."""
+        self.current = entry
+        self.view.set_image(entry.image)
+        if entry.prediction is None:
+            self._classify(entry)
+        else:
+            self.results.show_prediction(entry.title, entry.prediction,
+                                         self.model_state.device_label if self.model_state else "")
+
+    def _on_batch_started(self, req: int, sources: list[str]) -> None:
+        if req in self.batches:
+            self.batches[req].start(sources)
+
+    def _on_batch_item(self, req: int, index: int, pred: Any) -> None:
+        if req in self.batches:
+            self.batches[req].add(index, pred)
+
+    def _on_batch_finished(self, req: int, cancelled: bool) -> None:
+        window = self.batches.get(req)
+        if window is not None:
+            window.finish(cancelled)
+
+    def _on_job_failed(self, req: int, message: str) -> None:
+        self.show_notice(f"Something went wrong: {message}")
+        if req in self._pending and self.current is self._pending[req]:
+            self.results.show_message(f"Could not classify this image: {message}", self.current.title)
+
+    # -- window -------------------------------------------------------------------------------------
+    def show_notice(self, text: str) -> None:
+        """An inline message above the image that fades after a few seconds (no dialogs)."""
+        self.notice.setText(text)
+        self.notice.show()
+        self._notice_timer.start()
+
+    def toggle_fullscreen(self) -> None:
+        self.setWindowState(self.windowState() ^ Qt.WindowState.WindowFullScreen)
+        self.act_fullscreen.setChecked(self.isFullScreen())
+
+    def show_about(self) -> None:
+        s = self.model_state
+        show_about(self, s.name if s else None, s.license if s else None, bool(s and s.untrained))
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if obj is self.view and event.type() == QEvent.Type.Paint:
+            self.probe.mark("window_shown")
+        return super().eventFilter(obj, event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.geometry = self.saveGeometry()
+        self.settings.window_state = self.saveState()
+        self.settings.sync()
+        for window in list(self.batches.values()):
+            window.close()
+        self.client.shutdown(1800)
+        self.loader.wait(200)
+        event.accept()
+
+
+def _content_for(paths: list[str]) -> DropContent:
+    content = DropContent()
+    for p in paths:
+        problem = classify_path(Path(p))
+        (content.rejected if problem else content.paths).append(problem or p)
+    return content
+
+
+def _short_name(name: str) -> str:
+    return Path(name).name if Path(name).is_absolute() else name

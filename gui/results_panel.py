@@ -1,0 +1,86 @@
+"""The right-hand panel: what was classified, the top-k bars, timing, and the untrained warning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from .topk_bars import TopKBars
+
+UNTRAINED_TEXT = (
+    "<b>Untrained model</b> - no weights were found for {name}, so these predictions come from a "
+    "random network and mean nothing."
+)
+BANNER_STYLE = "background:#f6c343; color:#1d1d1d; border-radius:6px; padding:8px;"
+
+
+class ResultsPanel(QWidget):
+    """Shows one prediction, a state line ("Classifying..."), or an error for the current image."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel()
+        self.title.setWordWrap(True)
+        font = self.title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.title.setFont(font)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet(BANNER_STYLE)
+        self.banner.setObjectName("untrainedBanner")
+        self.banner.hide()
+        self.bars = TopKBars()
+        self.state = QLabel()
+        self.state.setWordWrap(True)
+        self.timing = QLabel()
+        self.timing.setEnabled(False)  # the palette's muted text colour
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 12, 12, 12)
+        layout.setSpacing(10)
+        for w in (self.title, self.banner, self.state, self.bars, self.timing):
+            layout.addWidget(w)
+        layout.addStretch(1)
+        self.show_message("Drop an image or a folder, or press Ctrl+O to open one.")
+
+    def set_untrained(self, model_name: str | None) -> None:
+        """Show (name given) or hide (None) the untrained warning."""
+        if model_name:
+            self.banner.setText(UNTRAINED_TEXT.format(name=model_name))
+        self.banner.setVisible(bool(model_name))
+
+    def show_message(self, text: str, title: str = "") -> None:
+        self.title.setText(title)
+        self.title.setVisible(bool(title))
+        self.state.setText(text)
+        self.state.show()
+        self.bars.set_rows([])
+        self.bars.hide()
+        self.timing.clear()
+
+    def show_prediction(self, title: str, pred: Any, device_label: str = "") -> None:
+        """A core ``Prediction``: its bars, or its error."""
+        self.title.setText(title)
+        self.title.show()
+        if not pred.ok:
+            self.state.setText(f"Could not classify this image: {_strip(pred.error, pred.source)}")
+            self.state.show()
+            self.bars.hide()
+            self.timing.clear()
+            return
+        self.state.hide()
+        self.bars.set_rows([(t.label, t.prob) for t in pred.top])
+        self.bars.show()
+        where = f" on {device_label}" if device_label else ""
+        self.timing.setText(
+            f"{pred.model}: model {pred.infer_ms:.0f} ms{where}, decode {pred.load_ms:.0f} ms"
+            + ("  -  untrained" if pred.untrained else "")
+        )
+
+
+def _strip(error: str | None, source: str) -> str:
+    error = error or "unknown error"
+    return error[len(source) + 2:] if source and error.startswith(source + ": ") else error

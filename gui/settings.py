@@ -1,0 +1,103 @@
+"""The app's persistent settings (QSettings, INI format in the user's config folder)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, QSettings
+
+ORGANIZATION = "SqueezeLens"
+APPLICATION = "SqueezeLens"
+MAX_RECENT_MODELS = 8
+TOP_K_RANGE = (1, 10)
+
+
+class AppSettings:
+    """Typed access to the settings; every setter writes through, so a crash loses nothing."""
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        self._s = settings or QSettings(
+            QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION
+        )
+
+    def _str(self, key: str, default: str = "") -> str:
+        value = self._s.value(key, default)
+        return value if isinstance(value, str) else default
+
+    @property
+    def model(self) -> str:
+        """Catalogue name or saved-model folder; empty means the default model."""
+        return self._str("model")
+
+    @model.setter
+    def model(self, value: str) -> None:
+        self._s.setValue("model", value)
+
+    @property
+    def device(self) -> str:
+        value = self._str("device", "auto")
+        return value if value in ("auto", "cpu", "cuda", "mps") else "auto"
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self._s.setValue("device", value)
+
+    @property
+    def top_k(self) -> int:
+        try:
+            value = int(self._s.value("top_k", 5))
+        except (TypeError, ValueError):
+            value = 5
+        return min(max(value, TOP_K_RANGE[0]), TOP_K_RANGE[1])
+
+    @top_k.setter
+    def top_k(self, value: int) -> None:
+        self._s.setValue("top_k", int(value))
+
+    @property
+    def last_folder(self) -> str:
+        return self._str("last_folder")
+
+    @last_folder.setter
+    def last_folder(self, value: str) -> None:
+        self._s.setValue("last_folder", value)
+
+    @property
+    def recent_models(self) -> list[str]:
+        """Saved-model folders used lately, newest first."""
+        value = self._s.value("recent_models", [])
+        if isinstance(value, str):  # QSettings returns a lone item as a plain string
+            value = [value]
+        if not isinstance(value, (list, tuple)):  # an empty list is stored as @Invalid() and reads back as None
+            return []
+        out: list[str] = []
+        for v in value:
+            if isinstance(v, str) and v and v not in out:
+                out.append(v)
+        return out[:MAX_RECENT_MODELS]
+
+    def add_recent_model(self, folder: str) -> None:
+        recent = [folder] + [f for f in self.recent_models if f != folder]
+        self._s.setValue("recent_models", recent[:MAX_RECENT_MODELS])
+
+    def remove_recent_model(self, folder: str) -> None:
+        self._s.setValue("recent_models", [f for f in self.recent_models if f != folder])
+
+    @property
+    def geometry(self) -> QByteArray | None:
+        value = self._s.value("window/geometry")
+        return value if isinstance(value, QByteArray) else None
+
+    @geometry.setter
+    def geometry(self, value: QByteArray) -> None:
+        self._s.setValue("window/geometry", value)
+
+    @property
+    def window_state(self) -> QByteArray | None:
+        value = self._s.value("window/state")
+        return value if isinstance(value, QByteArray) else None
+
+    @window_state.setter
+    def window_state(self, value: QByteArray) -> None:
+        self._s.setValue("window/state", value)
+
+    def sync(self) -> None:
+        self._s.sync()

@@ -1,0 +1,336 @@
+"""The inference worker: one long-lived thread that owns the model, and the GUI-side client for it.
+
+The GUI thread never imports torch and never waits on the worker. It posts jobs (each with a
+request id) to a queue; the worker thread runs them one at a time and answers with Qt signals,
+which Qt delivers in the GUI thread. Superseded jobs are skipped in the worker and stale results
+are dropped by the client, so only the answer to the latest request reaches the window.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtGui import QImage
+
+from squeezelens.core.errors import DownloadCancelled, SqueezeLensError
+
+from .qimage_convert import qimage_to_pil
+
+#: Inputs per forward pass in batch jobs: small, so a cancel or a model switch waits at most one chunk.
+BATCH_CHUNK = 4
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to load: a catalogue name or saved-model folder (``None`` = default), and where to run it."""
+
+    name: str | None = None
+    weights: str | None = None
+    device: str = "auto"
+    backend: str = "auto"
+    allow_download: bool = True
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """A loaded model as the window describes it (plain data: no torch objects cross threads)."""
+
+    name: str
+    architecture: str
+    device: str
+    device_label: str
+    backend: str
+    untrained: bool
+    untrained_reason: str | None
+    license: str | None
+    num_classes: int
+    load_s: float
+    notice: str | None = None  # e.g. "download cancelled", shown once
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """One pretrained variant for the model picker."""
+
+    name: str  # arch or arch.tag
+    architecture: str
+    cached: bool
+    license: str | None
+    is_default_tag: bool
+
+
+@dataclass
+class _Job:
+    kind: str  # "load" | "classify" | "batch" | "catalogue" | "stop"
+    req: int
+    payload: Any = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+#: Builds a classifier from a spec in the worker thread: ``(spec, progress, cancel) -> Classifier``.
+Loader = Callable[[ModelSpec, Callable[[int, int | None], None], threading.Event], Any]
+
+
+def default_loader(spec: ModelSpec, progress: Callable[[int, int | None], None], cancel: threading.Event) -> Any:
+    """The real loader: :meth:`Classifier.load` (imports torch on first use, in the worker thread)."""
+    from squeezelens.core.engine import Classifier
+
+    return Classifier.load(
+        spec.name, spec.weights, device=spec.device, backend=spec.backend,
+        allow_download=spec.allow_download, progress=progress, cancel=cancel,
+    )
+
+
+class InferenceWorker(QThread):
+    """Runs jobs from a queue, in order, skipping those a newer job of the same kind has superseded."""
+
+    modelLoading = Signal(int, str)  # req, name
+    downloadProgress = Signal(int, object, object)  # req, done bytes, total bytes or None
+    modelReady = Signal(int, object)  # req, ModelState
+    modelFailed = Signal(int, str)  # req, message
+    catalogueReady = Signal(object)  # list[CatalogueEntry]
+    resultReady = Signal(int, object)  # req, Prediction
+    batchStarted = Signal(int, object)  # req, list[str] of sources after folders were walked
+    batchItem = Signal(int, int, object)  # req, index, Prediction
+    batchFinished = Signal(int, bool)  # req, cancelled
+    jobFailed = Signal(int, str)  # req, message (an unexpected error: the window says it, no traceback)
+
+    def __init__(self, loader: Loader = default_loader, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("squeezelens-inference")
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._loader = loader
+        self._clf: Any = None
+        # newest request id per kind, written by the GUI thread (an int store is atomic under the GIL)
+        self.latest: dict[str, int] = {"load": 0, "classify": 0}
+
+    # -- GUI thread ------------------------------------------------------------------------------
+    def post(self, job: _Job) -> None:
+        if job.kind in self.latest:
+            self.latest[job.kind] = job.req
+        self._jobs.put(job)
+
+    # -- worker thread ---------------------------------------------------------------------------
+    def run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job.kind == "stop":
+                self._clf = None
+                return
+            if job.cancel.is_set() or (job.kind in self.latest and job.req < self.latest[job.kind]):
+                if job.kind == "batch":
+                    self.batchFinished.emit(job.req, True)
+                continue  # superseded before it started
+            try:
+                getattr(self, f"_do_{job.kind}")(job)
+            except Exception as e:  # noqa: BLE001 - one bad job must not kill the worker
+                traceback.print_exc()
+                self.jobFailed.emit(job.req, f"{type(e).__name__}: {e}")
+                if job.kind == "batch":
+                    self.batchFinished.emit(job.req, True)
+
+    def _do_load(self, job: _Job) -> None:
+        spec: ModelSpec = job.payload
+        self.modelLoading.emit(job.req, spec.name or "")
+        t0 = time.perf_counter()
+        last = [0.0]
+
+        def progress(done: int, total: int | None) -> None:
+            now = time.perf_counter()
+            if now - last[0] > 0.05 or (total and done >= total):  # at most ~20 updates a second
+                last[0] = now
+                self.downloadProgress.emit(job.req, done, total)
+
+        notice = None
+        try:
+            try:
+                clf = self._loader(spec, progress, job.cancel)
+            except DownloadCancelled:
+                if job.req < self.latest["load"]:
+                    return  # cancelled because another model was chosen
+                notice = "Download cancelled: running without weights (untrained)."
+                spec = ModelSpec(spec.name, spec.weights, spec.device, spec.backend, allow_download=False)
+                clf = self._loader(spec, progress, threading.Event())
+        except SqueezeLensError as e:
+            self.modelFailed.emit(job.req, str(e))
+            return
+        self._clf = clf
+        self.modelReady.emit(job.req, _describe(clf, time.perf_counter() - t0, notice))
+
+    def _do_catalogue(self, job: _Job) -> None:
+        from squeezelens.core import catalogue
+        from squeezelens.core.weights import cached_weights
+
+        entries = []
+        for info in catalogue.list_models():
+            for t in info.tags:
+                entries.append(CatalogueEntry(
+                    t.name, info.architecture, cached_weights(t.hf_hub_id) is not None, t.license,
+                    t is info.default,
+                ))
+        self.catalogueReady.emit(entries)
+
+    def _do_classify(self, job: _Job) -> None:
+        if self._clf is None:
+            self.jobFailed.emit(job.req, "no model is loaded")
+            return
+        source, top_k = job.payload
+        if isinstance(source, QImage):
+            source = qimage_to_pil(source)
+        pred = self._clf.classify([source], top_k=top_k)[0]
+        self.resultReady.emit(job.req, pred)
+
+    def _do_batch(self, job: _Job) -> None:
+        from squeezelens.core.engine import Prediction
+        from squeezelens.core.images import expand_inputs
+
+        paths, top_k = job.payload
+        inputs = expand_inputs(paths)
+        self.batchStarted.emit(job.req, [getattr(x, "path", None) or str(x) for x in inputs])
+        if self._clf is None:
+            self.jobFailed.emit(job.req, "no model is loaded")
+            self.batchFinished.emit(job.req, True)
+            return
+        for start in range(0, len(inputs), BATCH_CHUNK):
+            if job.cancel.is_set():
+                self.batchFinished.emit(job.req, True)
+                return
+            chunk = inputs[start:start + BATCH_CHUNK]
+            for i, pred in enumerate(self._clf.classify(chunk, top_k=top_k, batch_size=len(chunk))):
+                if not isinstance(pred, Prediction):
+                    continue
+                self.batchItem.emit(job.req, start + i, pred)
+        self.batchFinished.emit(job.req, False)
+
+
+def _describe(clf: Any, load_s: float, notice: str | None) -> ModelState:
+    from squeezelens.core.device_info import device_label
+
+    loaded = clf.loaded
+    return ModelState(
+        name=clf.name, architecture=loaded.architecture, device=clf.device, device_label=device_label(clf.device),
+        backend=getattr(clf, "backend", "torch"), untrained=clf.untrained, untrained_reason=loaded.untrained_reason,
+        license=loaded.license, num_classes=len(clf.labels), load_s=load_s, notice=notice,
+    )
+
+
+class InferenceClient(QObject):
+    """The window's handle on the worker: numbered requests out, fresh answers in.
+
+    Every public method returns at once. Answers to requests that a newer one superseded are
+    dropped here, so a slow result for an image the user has already moved past never shows.
+    """
+
+    modelLoading = Signal(str)
+    downloadProgress = Signal(object, object)
+    modelReady = Signal(object)
+    modelFailed = Signal(str)
+    catalogueReady = Signal(object)
+    resultReady = Signal(int, object)  # req, Prediction (only the latest classify request)
+    batchStarted = Signal(int, object)
+    batchItem = Signal(int, int, object)
+    batchFinished = Signal(int, bool)
+    jobFailed = Signal(int, str)
+
+    def __init__(self, loader: Loader = default_loader, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._ids = itertools.count(1)
+        self._worker = InferenceWorker(loader)
+        self._load_job: _Job | None = None
+        self._batches: dict[int, _Job] = {}
+        self.model: ModelState | None = None
+        w = self._worker
+        w.modelLoading.connect(lambda req, name: self._if_latest_load(req) and self.modelLoading.emit(name))
+        w.downloadProgress.connect(
+            lambda req, done, total: self._if_latest_load(req) and self.downloadProgress.emit(done, total))
+        w.modelReady.connect(self._on_model_ready)
+        w.modelFailed.connect(lambda req, msg: self._if_latest_load(req) and self.modelFailed.emit(msg))
+        w.catalogueReady.connect(self.catalogueReady)
+        w.resultReady.connect(self._on_result)
+        w.batchStarted.connect(self.batchStarted)
+        w.batchItem.connect(self.batchItem)
+        w.batchFinished.connect(self._on_batch_finished)
+        w.jobFailed.connect(self.jobFailed)
+        w.start()
+
+    # -- requests ----------------------------------------------------------------------------------
+    def load_model(self, spec: ModelSpec) -> int:
+        """Load a model in the worker; cancels a running download and running batches (they use the old model)."""
+        if self._load_job is not None:
+            self._load_job.cancel.set()
+        for job in self._batches.values():
+            job.cancel.set()
+        self.model = None
+        job = _Job("load", next(self._ids), spec)
+        self._load_job = job
+        self._worker.post(job)
+        return job.req
+
+    def cancel_download(self) -> None:
+        """Stop the running weights download; the model then loads untrained."""
+        if self._load_job is not None:
+            self._load_job.cancel.set()
+
+    def request_catalogue(self) -> None:
+        self._worker.post(_Job("catalogue", next(self._ids)))
+
+    def classify(self, source: str | QImage, top_k: int) -> int:
+        """Classify one image (a path, or image data); a newer call supersedes this one."""
+        job = _Job("classify", next(self._ids), (source, top_k))
+        self._worker.post(job)
+        return job.req
+
+    def classify_batch(self, paths: list[str], top_k: int) -> int:
+        """Classify files and folders (walked in the worker), answering item by item."""
+        job = _Job("batch", next(self._ids), (list(paths), top_k))
+        self._batches[job.req] = job
+        self._worker.post(job)
+        return job.req
+
+    def cancel_batch(self, req: int) -> None:
+        job = self._batches.get(req)
+        if job is not None:
+            job.cancel.set()
+
+    @property
+    def busy(self) -> bool:
+        return self._worker.isRunning() and bool(self._batches)
+
+    def shutdown(self, timeout_ms: int = 1800) -> bool:
+        """Cancel everything, stop the worker and wait for it (bounded); True when it stopped."""
+        if self._load_job is not None:
+            self._load_job.cancel.set()
+        for job in self._batches.values():
+            job.cancel.set()
+        self._worker.latest["classify"] = 1 << 62  # skip queued single images
+        self._worker.post(_Job("stop", next(self._ids)))
+        return self._worker.wait(timeout_ms)
+
+    @property
+    def running(self) -> bool:
+        return self._worker.isRunning()
+
+    # -- answers -----------------------------------------------------------------------------------
+    def _if_latest_load(self, req: int) -> bool:
+        return self._load_job is not None and req == self._load_job.req
+
+    def _on_model_ready(self, req: int, state: ModelState) -> None:
+        if self._if_latest_load(req):
+            self.model = state
+            self.modelReady.emit(state)
+
+    def _on_result(self, req: int, pred: Any) -> None:
+        if req == self._worker.latest["classify"]:
+            self.resultReady.emit(req, pred)
+
+    def _on_batch_finished(self, req: int, cancelled: bool) -> None:
+        self._batches.pop(req, None)
+        self.batchFinished.emit(req, cancelled)

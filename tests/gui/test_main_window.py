@@ -1,0 +1,380 @@
+"""The main window end to end: drops, paste, open, batch table, model switch, close, responsiveness."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+
+from .conftest import SlowClassifier, fixed_loader
+
+WAIT_MS = 20_000
+
+
+def drop(window: Any, mime: QMimeData) -> bool:
+    """Send a real drag-enter then drop of ``mime`` to the window; returns whether the enter was accepted."""
+    pos = QPointF(window.view.mapTo(window, QPoint(10, 10)))
+    actions = Qt.DropAction.CopyAction
+    enter = QDragEnterEvent(pos, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    if not enter.isAccepted():
+        return False
+    event = QDropEvent(pos, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, event)
+    return True
+
+
+def file_mime(*paths: Path) -> QMimeData:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    return mime
+
+
+def wait_result(qtbot: Any, window: Any, timeout: int = WAIT_MS) -> Any:
+    qtbot.waitUntil(lambda: window.current is not None and window.current.prediction is not None, timeout=timeout)
+    return window.current.prediction
+
+
+def expected_top(classifier: Any, source: Any, k: int = 5) -> list[tuple[str, float]]:
+    return [(t.label, t.prob) for t in classifier.classify([source], top_k=k)[0].top]
+
+
+def shown_rows(window: Any) -> list[tuple[str, float]]:
+    return window.results.bars.rows
+
+
+def no_dialogs() -> bool:
+    return not any(isinstance(w, QMessageBox) and w.isVisible() for w in QApplication.topLevelWidgets())
+
+
+def test_window_title_icon_and_model_state(qtbot: Any, make_window: Any) -> None:
+    window = make_window()
+    assert window.windowTitle().startswith("SqueezeLens")
+    assert not QApplication.windowIcon().isNull()
+    qtbot.waitUntil(lambda: window.model_state is not None, timeout=WAIT_MS)
+    assert "ready" in window.status_label.text()
+    assert window.device_label.text().startswith("CPU")
+    assert not window.results.banner.isVisible()
+
+
+def test_drop_image_file_shows_its_top5(qtbot: Any, make_window: Any, classifier: Any, photo_dir: Path) -> None:
+    window = make_window()
+    photo = photo_dir / "chelsea.jpg"
+    assert drop(window, file_mime(photo))
+    pred = wait_result(qtbot, window)
+    assert pred.ok and pred.source == str(photo)
+    want = expected_top(classifier, photo)
+    assert [label for label, _ in shown_rows(window)] == [label for label, _ in want]
+    assert [p for _, p in shown_rows(window)] == pytest.approx([p for _, p in want], abs=1e-6)
+    assert window.results.title.text() == "chelsea.jpg"
+    qtbot.waitUntil(lambda: not window.view.image.isNull(), timeout=WAIT_MS)
+    assert window.view.image.size().toTuple() == Image.open(photo).size
+    assert window.history.count() == 1
+
+
+def test_drop_image_data_from_another_app(qtbot: Any, make_window: Any, classifier: Any, photo_dir: Path) -> None:
+    window = make_window()
+    image = QImage(str(photo_dir / "coffee.png"))
+    mime = QMimeData()
+    mime.setImageData(image)
+    assert drop(window, mime)
+    pred = wait_result(qtbot, window)
+    assert pred.ok
+    want = expected_top(classifier, Image.open(photo_dir / "coffee.png").convert("RGB"))
+    assert [label for label, _ in shown_rows(window)] == [label for label, _ in want]
+    assert [p for _, p in shown_rows(window)] == pytest.approx([p for _, p in want], abs=1e-5)
+
+
+def test_drop_non_image_is_a_friendly_inline_message(qtbot: Any, make_window: Any, tmp_path: Path) -> None:
+    window = make_window()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    assert drop(window, file_mime(notes))
+    assert window.notice.isVisible()
+    assert "notes.txt is not an image" in window.notice.text()
+    assert window.current is None and not window.batches
+    assert no_dialogs()
+
+
+def test_drag_of_plain_text_is_refused_on_enter(make_window: Any) -> None:
+    window = make_window()
+    mime = QMimeData()
+    mime.setText("just words")
+    assert not drop(window, mime)
+
+
+def test_paste_image_data_and_file_path(qtbot: Any, make_window: Any, classifier: Any, photo_dir: Path) -> None:
+    window = make_window()
+    clipboard = QApplication.clipboard()
+    clipboard.setImage(QImage(str(photo_dir / "rocket.png")))
+    window.act_paste.trigger()
+    pred = wait_result(qtbot, window)
+    assert pred.ok and window.results.title.text() == "Pasted image"
+
+    mime = QMimeData()
+    mime.setText(str(photo_dir / "astronaut.jpg"))
+    window.paste_mime(mime)  # the same path a Ctrl+V with a copied path takes
+    qtbot.waitUntil(lambda: window.current.title == "astronaut.jpg" and window.current.prediction is not None,
+                    timeout=WAIT_MS)
+    want = expected_top(classifier, photo_dir / "astronaut.jpg")
+    assert [label for label, _ in shown_rows(window)] == [label for label, _ in want]
+
+
+def test_open_dialog(qtbot: Any, make_window: Any, photo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    window = make_window()
+    seen = {}
+
+    def fake_open(parent: Any, caption: str, folder: str, filters: str) -> tuple[list[str], str]:
+        seen["filters"] = filters
+        return [str(photo_dir / "camera.jpg")], ""
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", staticmethod(fake_open))
+    window.act_open.trigger()
+    pred = wait_result(qtbot, window)
+    assert pred.ok and pred.source.endswith("camera.jpg")
+    assert "*.jpg" in seen["filters"] and "*.png" in seen["filters"]
+    assert window.settings.last_folder == str(photo_dir)
+
+
+def test_command_line_images_wait_for_the_model(qtbot: Any, make_window: Any, photo_dir: Path) -> None:
+    window = make_window(images=[str(photo_dir / "chelsea.jpg")])
+    pred = wait_result(qtbot, window)
+    assert pred.ok and pred.source.endswith("chelsea.jpg")
+
+
+def test_untrained_banner(qtbot: Any, make_window: Any, untrained_classifier: Any, photo_dir: Path) -> None:
+    window = make_window(loader=fixed_loader(untrained_classifier), images=[str(photo_dir / "chelsea.jpg")])
+    pred = wait_result(qtbot, window)
+    assert pred.untrained
+    assert window.results.banner.isVisible()
+    assert "Untrained" in window.results.banner.text()
+    assert "untrained" in window.status_label.text()
+    assert "untrained" in window.results.timing.text()
+
+
+def test_stale_result_is_dropped(qtbot: Any, make_window: Any, classifier: Any, photo_dir: Path) -> None:
+    window = make_window(loader=fixed_loader(SlowClassifier(classifier, 0.3)))
+    qtbot.waitUntil(lambda: window.model_state is not None, timeout=WAIT_MS)
+    window.open_path(str(photo_dir / "chelsea.jpg"))
+    window.open_path(str(photo_dir / "astronaut.jpg"))
+    pred = wait_result(qtbot, window)
+    assert pred.source.endswith("astronaut.jpg")
+    qtbot.wait(700)  # long enough for a late chelsea answer to arrive, were it not dropped
+    assert window.results.title.text() == "astronaut.jpg"
+    assert window.current.prediction.source.endswith("astronaut.jpg")
+
+
+def test_history_click_shows_the_result_again(qtbot: Any, make_window: Any, photo_dir: Path) -> None:
+    window = make_window()
+    window.open_path(str(photo_dir / "chelsea.jpg"))
+    first = wait_result(qtbot, window)
+    qtbot.waitUntil(lambda: window.history.count() == 1, timeout=WAIT_MS)
+    window.open_path(str(photo_dir / "rocket.png"))
+    qtbot.waitUntil(lambda: window.current.title == "rocket.png" and window.current.prediction is not None,
+                    timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.history.count() == 2, timeout=WAIT_MS)
+    old = window.history.item(1)  # newest first
+    assert old.text().startswith(first.top[0].label[:15])
+    window.history.itemClicked.emit(old)
+    assert window.results.title.text() == "chelsea.jpg"
+    assert shown_rows(window)[0][0] == first.top[0].label
+
+
+def test_top_k_setting_reclassifies_and_persists(qtbot: Any, make_window: Any, photo_dir: Path) -> None:
+    from squeezelens.gui.settings import AppSettings
+
+    window = make_window()
+    window.open_path(str(photo_dir / "chelsea.jpg"))
+    wait_result(qtbot, window)
+    window.top_k.setValue(3)
+    qtbot.waitUntil(lambda: window.current.prediction is not None and len(shown_rows(window)) == 3, timeout=WAIT_MS)
+    assert AppSettings().top_k == 3
+
+
+def test_exif_orientation_is_applied_to_the_view(qtbot: Any, make_window: Any, tmp_path: Path) -> None:
+    img = Image.new("RGB", (120, 40), (200, 30, 30))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
+    path = tmp_path / "rotated.jpg"
+    img.save(path, exif=exif)
+    window = make_window()
+    window.open_path(str(path))
+    qtbot.waitUntil(lambda: not window.view.image.isNull(), timeout=WAIT_MS)
+    assert window.view.image.size().toTuple() == (40, 120)
+
+
+def test_batch_table_fills_sorts_exports_and_copies(
+    qtbot: Any, make_window: Any, many_images: Path, tmp_path: Path
+) -> None:
+    window = make_window()
+    assert drop(window, file_mime(many_images))
+    qtbot.waitUntil(lambda: len(window.batches) == 1, timeout=WAIT_MS)
+    batch = next(iter(window.batches.values()))
+    qtbot.waitUntil(lambda: not batch.running, timeout=60_000)
+    model = batch.model
+    assert len(model.sources) == 25
+    assert all(p is not None for p in model.preds)
+    broken = [p for p in model.preds if not p.ok]
+    assert len(broken) == 1 and "img12_broken" in broken[0].source
+    assert "24 of 25" not in batch.summary.text() and "25 of 25 images classified" in batch.summary.text()
+    assert "1 could not be read" in batch.summary.text()
+    assert batch.progress.value() == batch.progress.maximum()
+
+    batch.table.sortByColumn(2, Qt.SortOrder.DescendingOrder)
+    probs = [batch.proxy.index(r, 2).data(Qt.ItemDataRole.UserRole + 1) for r in range(batch.proxy.rowCount())]
+    assert probs == sorted(probs, reverse=True)
+
+    out = tmp_path / "results.csv"
+    batch.export_csv(str(out))
+    rows = list(csv.DictReader(out.open()))
+    assert len({r["path"] for r in rows}) == 25
+    assert sum(1 for r in rows if r["error"]) == 1
+
+    dest = tmp_path / "sorted"
+    batch.copy_to(str(dest))
+    qtbot.waitUntil(lambda: batch.copy_button.isEnabled(), timeout=WAIT_MS)
+    copied = sorted(p.name for p in dest.rglob("*") if p.is_file())
+    assert len(copied) == 24
+    for src, pred in zip(model.sources, model.preds):
+        if pred.ok:
+            assert (dest / pred.top[0].label.replace("/", "_") / Path(src).name).is_file()
+
+
+def test_drop_several_files_opens_a_batch(qtbot: Any, make_window: Any, photo_dir: Path) -> None:
+    window = make_window()
+    assert drop(window, file_mime(photo_dir / "chelsea.jpg", photo_dir / "rocket.png"))
+    qtbot.waitUntil(lambda: len(window.batches) == 1, timeout=WAIT_MS)
+    batch = next(iter(window.batches.values()))
+    qtbot.waitUntil(lambda: not batch.running, timeout=WAIT_MS)
+    assert [Path(s).name for s in batch.model.sources] == ["chelsea.jpg", "rocket.png"]
+    assert all(p.ok for p in batch.model.preds)
+
+
+def test_batch_cancel(qtbot: Any, make_window: Any, classifier: Any, many_images: Path) -> None:
+    slow = SlowClassifier(classifier, 0.1)
+    window = make_window(loader=fixed_loader(slow))
+    window.open_batch([str(many_images)])
+    batch = next(iter(window.batches.values()))
+    qtbot.waitUntil(lambda: len(batch.model.done()) >= 4, timeout=WAIT_MS)
+    batch.cancel_button.click()
+    qtbot.waitUntil(lambda: not batch.running, timeout=5000)
+    done = len(batch.model.done())
+    assert 4 <= done < 25
+    assert "cancelled" in batch.summary.text()
+    assert batch.export_button.isEnabled()
+    qtbot.wait(300)
+    assert len(batch.model.done()) == done  # nothing arrives after the cancel
+
+
+def test_model_switch_mid_inference(
+    qtbot: Any, make_window: Any, classifier: Any, many_images: Path, photo_dir: Path
+) -> None:
+    """Switching models cancels the running batch and reloads in the worker; the window keeps answering."""
+    from squeezelens.gui.worker import default_loader
+
+    slow = SlowClassifier(classifier, 0.1)
+
+    def loader(spec: Any, progress: Any, cancel: Any) -> Any:
+        if spec.name == "seresnext26t_32x4d":  # a real load, no weights reachable: untrained
+            return default_loader(spec.__class__(spec.name, None, "cpu", "torch", False), progress, cancel)
+        return slow
+
+    window = make_window(loader=loader)
+    window.open_path(str(photo_dir / "chelsea.jpg"))
+    wait_result(qtbot, window)
+    window.open_batch([str(many_images)])
+    batch = next(iter(window.batches.values()))
+    qtbot.waitUntil(lambda: len(batch.model.done()) >= 1, timeout=WAIT_MS)
+
+    gaps = watch_gaps(qtbot, lambda: window.choose_model("seresnext26t_32x4d"))
+    assert max(gaps) < 0.1, "choosing a model blocked the window"
+    qtbot.waitUntil(lambda: not batch.running, timeout=10_000)
+    assert "cancelled" in batch.summary.text()
+    qtbot.waitUntil(lambda: window.model_state is not None and window.model_state.name == "seresnext26t_32x4d",
+                    timeout=60_000)
+    pred = wait_result(qtbot, window, timeout=60_000)
+    assert pred.model == "seresnext26t_32x4d" and pred.untrained
+    assert window.results.banner.isVisible()
+    assert window.settings.model == "seresnext26t_32x4d"
+
+
+def test_failed_model_load_keeps_the_window_usable(qtbot: Any, make_window: Any, tmp_path: Path) -> None:
+    window = make_window()
+    qtbot.waitUntil(lambda: window.model_state is not None, timeout=WAIT_MS)
+    from squeezelens.core.errors import ModelNotFoundError
+
+    def broken(spec: Any, progress: Any, cancel: Any) -> Any:
+        raise ModelNotFoundError("unknown model 'nope'")
+
+    window.client._worker._loader = broken
+    window.choose_model("nope")
+    qtbot.waitUntil(lambda: window.notice.isVisible(), timeout=WAIT_MS)
+    assert "unknown model 'nope'" in window.notice.text()
+    assert no_dialogs()
+
+
+def test_close_during_inference_is_clean_and_quick(
+    qtbot: Any, make_window: Any, classifier: Any, many_images: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    window = make_window(loader=fixed_loader(SlowClassifier(classifier, 0.2)))
+    window.open_batch([str(many_images)])
+    batch = next(iter(window.batches.values()))
+    qtbot.waitUntil(lambda: len(batch.model.done()) >= 1, timeout=WAIT_MS)
+    t0 = time.perf_counter()
+    window.close()
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 2.0
+    assert not window.client.running
+    assert "Destroyed while thread" not in capfd.readouterr().err
+
+
+def test_settings_persist_geometry_and_model(qtbot: Any, make_window: Any) -> None:
+    from squeezelens.gui.settings import AppSettings
+
+    window = make_window()
+    window.resize(777, 555)
+    window.settings.model = "seresnext50_32x4d"
+    window.close()
+    settings = AppSettings()
+    assert settings.geometry is not None and settings.model == "seresnext50_32x4d"
+    again = make_window(start=False)
+    assert again.size().width() == 777
+    assert again.picker.current_name() == "seresnext50_32x4d"
+
+
+def watch_gaps(qtbot: Any, action: Any = None, seconds: float = 0.5) -> list[float]:
+    """Run a 10 ms timer in the GUI thread for ``seconds`` (after ``action``) and return the gaps it saw."""
+    stamps: list[float] = [time.perf_counter()]
+    timer = QTimer(interval=10)
+    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
+    timer.start()
+    if action is not None:
+        action()
+    qtbot.wait(int(seconds * 1000))
+    timer.stop()
+    stamps.append(time.perf_counter())
+    return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
+def test_gui_stays_responsive_while_the_worker_classifies(
+    qtbot: Any, make_window: Any, classifier: Any, photo_dir: Path, many_images: Path
+) -> None:
+    """A 10 ms timer in the GUI thread never waits more than 100 ms while the model runs continuously."""
+    window = make_window()
+    qtbot.waitUntil(lambda: window.model_state is not None, timeout=WAIT_MS)
+    batch_done = []
+    window.client.batchFinished.connect(lambda req, cancelled: batch_done.append(req))
+    photos = sorted(str(p) for p in photo_dir.iterdir())
+    window.open_batch(photos * 16 + [str(many_images)])
+    qtbot.waitUntil(lambda: any(w.model.done() for w in window.batches.values()), timeout=WAIT_MS)
+    gaps = watch_gaps(qtbot, seconds=3.0)
+    assert not batch_done, "the batch finished before the measurement ended: make it longer"
+    assert len(gaps) > 100
+    assert max(gaps) < 0.1, f"longest GUI-thread gap {max(gaps) * 1000:.0f} ms"
