@@ -96,7 +96,11 @@ class BatchTableModel(QAbstractTableModel):
             return top.label + (" (untrained)" if pred.untrained and not sorting else "")
         if col == 2:
             return top.prob if sorting else f"{top.prob * 100:.1f}%"
-        return ", ".join(f"{t.label} {t.prob * 100:.0f}%" for t in pred.top)
+        return ", ".join(f"{t.label} {_pct(t.prob)}" for t in pred.top)
+
+
+def _pct(p: float) -> str:
+    return f"{p * 100:.0f}%" if p >= 0.095 else f"{p * 100:.1f}%"
 
 
 class BatchWindow(QWidget):

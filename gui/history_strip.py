@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QWidget
 
@@ -39,11 +39,27 @@ class HistoryStrip(QListWidget):
         self.setGridSize(QSize(120, 112))
         self.setWordWrap(True)
         self.setUniformItemSizes(True)
-        self.setFixedHeight(132)
+        self.setFixedHeight(118)
         self.setHorizontalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.setAccessibleName("History")
-        self.itemClicked.connect(lambda item: self.entryActivated.emit(item.data(Qt.ItemDataRole.UserRole)))
-        self.itemActivated.connect(lambda item: self.entryActivated.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self._clicked: QListWidgetItem | None = None
+        self.itemClicked.connect(self._on_clicked)
+        self.itemActivated.connect(self._on_activated)
+
+    def _on_clicked(self, item: QListWidgetItem) -> None:
+        # where the style activates on a single click, Qt sends itemClicked *and* itemActivated for it
+        self._clicked = item
+        QTimer.singleShot(0, self._forget_click)
+        self.entryActivated.emit(item.data(Qt.ItemDataRole.UserRole))
+
+    def _forget_click(self) -> None:
+        self._clicked = None
+
+    def _on_activated(self, item: QListWidgetItem) -> None:
+        if item is self._clicked:
+            self._clicked = None
+            return
+        self.entryActivated.emit(item.data(Qt.ItemDataRole.UserRole))
 
     def add(self, entry: HistoryEntry, thumb: QImage) -> QListWidgetItem:
         item = QListWidgetItem(QIcon(QPixmap.fromImage(thumb)), _caption(entry))

@@ -378,3 +378,34 @@ def test_gui_stays_responsive_while_the_worker_classifies(
     assert not batch_done, "the batch finished before the measurement ended: make it longer"
     assert len(gaps) > 100
     assert max(gaps) < 0.1, f"longest GUI-thread gap {max(gaps) * 1000:.0f} ms"
+
+
+def test_download_progress_and_cancel(qtbot: Any, make_window: Any, untrained_classifier: Any) -> None:
+    """Weights being fetched show a progress bar with Cancel; cancelling loads the model untrained."""
+    from squeezelens.core.errors import DownloadCancelled
+
+    calls = []
+
+    def downloading(spec: Any, progress: Any, cancel: Any) -> Any:
+        calls.append(spec.allow_download)
+        if not spec.allow_download:
+            return untrained_classifier
+        total = 100_000_000
+        for i in range(1000):
+            progress(i * 1_000_000 // 10, total)
+            if cancel.wait(0.06):
+                raise DownloadCancelled("download cancelled")
+        raise AssertionError("never cancelled")
+
+    window = make_window(loader=downloading)
+    qtbot.waitUntil(lambda: window.download_bar.isVisible() and window.download_bar.value() > 0, timeout=WAIT_MS)
+    assert window.download_cancel.isVisible()
+    assert "Downloading weights" in window.status_label.text()
+    assert "of 100.0 MB" in window.status_label.text()
+    window.download_cancel.click()
+    qtbot.waitUntil(lambda: window.model_state is not None, timeout=WAIT_MS)
+    assert calls == [True, False]
+    assert window.model_state.untrained
+    assert not window.download_bar.isVisible()
+    assert "Download cancelled" in window.notice.text()
+    assert window.results.banner.isVisible()

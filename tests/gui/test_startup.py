@@ -1,0 +1,49 @@
+"""The real start-up in a fresh process: the window appears before torch has finished importing, and
+torch/timm are imported only by the worker thread, never the GUI thread."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = r"""
+import json, sys, threading, time
+imports = []
+def hook(event, args):
+    if event == "import" and args[0] in ("torch", "timm"):
+        imports.append({"module": args[0], "main_thread": threading.current_thread() is threading.main_thread(),
+                        "t": time.time()})
+sys.addaudithook(hook)
+from squeezelens.__main__ import main
+sys.argv = ["squeezelens", sys.argv[1]]
+code = main()
+print(json.dumps({"code": code, "imports": imports}))
+"""
+
+
+@pytest.mark.slow
+def test_window_before_torch_and_torch_only_in_the_worker(tmp_path: Path, photo_dir: Path) -> None:
+    probe = tmp_path / "probe.jsonl"
+    env = dict(
+        os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"),
+        SQUEEZELENS_STARTUP_PROBE=str(probe), SQUEEZELENS_STARTUP_PROBE_QUIT="first_result",
+    )
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(photo_dir / "chelsea.jpg")], env=env,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    marks = {e["event"]: e["t"] for e in map(json.loads, probe.read_text().splitlines())}
+    assert report["code"] == 0
+    assert set(marks) == {"window_shown", "first_result"}
+    assert report["imports"], "torch was never imported: no model ran"
+    assert not [i for i in report["imports"] if i["main_thread"]], "the GUI thread imported torch or timm"
+    timm_start = min(i["t"] for i in report["imports"] if i["module"] == "timm")
+    # timm is imported only after `import torch` has completed, so this is "before torch finished"
+    assert marks["window_shown"] < timm_start
+    assert marks["window_shown"] < marks["first_result"]
+    assert "Traceback" not in out.stderr
