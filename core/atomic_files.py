@@ -33,7 +33,11 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         # mkstemp makes the file 0600; an exported CSV should be as readable as any other file
         os.chmod(tmp, _new_file_mode(out))
         os.replace(tmp, out)
-    except OSError as e:
+    except BaseException as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        raise SqueezeLensError(f"cannot write {out}: {e.strerror or e}") from e
+        if isinstance(e, OSError):
+            raise SqueezeLensError(f"cannot write {out}: {e.strerror or e}") from e
+        if isinstance(e, UnicodeError):  # e.g. a file name with bytes that are not UTF-8
+            raise SqueezeLensError(f"cannot write {out}: the text cannot be saved as UTF-8 ({e.reason})") from e
+        raise

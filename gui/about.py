@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
@@ -19,6 +20,9 @@ def _version(dist: str) -> str:
 
 def about_text(model_name: str | None, weights_license: str | None, untrained: bool) -> str:
     """Rich text for the About box."""
+    # a saved model's name is its folder, and a licence is free text: neither is markup
+    model_name = html.escape(model_name) if model_name is not None else None
+    weights_license = html.escape(weights_license) if weights_license else weights_license
     if model_name is None:
         weights = "no model loaded yet"
     elif untrained:

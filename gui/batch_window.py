@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,13 @@ class BatchTableModel(QAbstractTableModel):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.sources: list[str] = []
+        self.names: list[str] = []  # what the File column shows: the path below the inputs' common folder
         self.preds: list[Any] = []
 
     def reset(self, sources: list[str]) -> None:
         self.beginResetModel()
         self.sources = list(sources)
+        self.names = _relative_names(self.sources)
         self.preds = [None] * len(sources)
         self.endResetModel()
 
@@ -86,17 +89,27 @@ class BatchTableModel(QAbstractTableModel):
             return None
         sorting = role == SORT_ROLE
         if col == 0:
-            return src if sorting else Path(src).name
+            return self.names[row]
         if pred is None:
             return (-1.0 if col == 2 else "") if sorting else ("..." if col == 1 else "")
-        if not pred.ok:
-            return {1: "error", 2: -1.0 if sorting else "", 3: pred.error}[col]
+        if not pred.ok:  # sorted after every label
+            return {1: "\uffff" if sorting else "error", 2: -1.0 if sorting else "", 3: pred.error}[col]
         top = pred.top[0]
         if col == 1:
             return top.label + (" (untrained)" if pred.untrained and not sorting else "")
         if col == 2:
             return top.prob if sorting else f"{top.prob * 100:.1f}%"
         return ", ".join(f"{t.label} {_pct(t.prob)}" for t in pred.top)
+
+
+def _relative_names(sources: list[str]) -> list[str]:
+    """Paths below the common folder of all inputs (``sub/b.jpg``), so names from subfolders stay apart."""
+    folders = [os.path.dirname(s) for s in sources if s]
+    try:
+        root = os.path.commonpath(folders) if folders else ""
+    except ValueError:  # different drives on Windows
+        root = ""
+    return [os.path.relpath(s, root) if root and s else (Path(s).name or s) for s in sources]
 
 
 def _pct(p: float) -> str:

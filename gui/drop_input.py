@@ -32,10 +32,13 @@ class DropContent:
 
 def classify_path(path: Path) -> str | None:
     """None when ``path`` is an image file or a folder; otherwise why it cannot be used."""
-    if path.is_dir():
-        return None
-    if not path.exists():
-        return f"{path.name}: file not found"
+    try:
+        if path.is_dir():
+            return None
+        if not path.exists():
+            return f"{path.name}: file not found"
+    except (OSError, ValueError) as e:  # a name too long, a NUL byte
+        return f"{path.name}: cannot be opened ({getattr(e, 'strerror', None) or e})"
     if path.suffix.lower() not in image_extensions():
         return f"{path.name} is not an image SqueezeLens can read"
     return None
@@ -49,30 +52,43 @@ def _add_path(content: DropContent, path: Path) -> None:
         content.paths.append(str(path))
 
 
-def _paths_from_text(text: str) -> list[Path]:
-    paths = []
+def _paths_from_text(text: str) -> tuple[list[Path], list[str]]:
+    """The existing files and folders named in ``text`` (one absolute path or ``file://`` URI a line),
+    and a "file not found" line for each ``file://`` URI that names nothing (prose is skipped)."""
+    paths: list[Path] = []
+    missing: list[str] = []
     for line in text.splitlines():
         line = line.strip().strip('"')
         if not line:
             continue
-        if line.startswith("file://"):
+        is_uri = line.startswith("file://")
+        if is_uri:
             line = unquote(urlparse(line).path)
-        p = Path(line).expanduser()
-        if p.is_absolute() and p.exists():
+        try:
+            p = Path(line).expanduser()
+            found = p.is_absolute() and p.exists()
+        except (OSError, ValueError, RuntimeError):  # too long a name, a NUL, "~nobody": prose, not a path
+            continue
+        if found:
             paths.append(p)
-    return paths
+        elif is_uri and p.is_absolute():
+            missing.append(f"{p.name or p}: file not found")
+    return paths, missing
 
 
 def read_mime(mime: QMimeData, *, accept_text: bool = True) -> DropContent:
     """What a drop or paste carries: local files/folders first, else image data, else paths typed as text."""
     content = DropContent()
     if mime.hasUrls():
+        web: list[str] = []
         for url in mime.urls():
             if url.isLocalFile():
                 _add_path(content, Path(url.toLocalFile()))
             else:
-                content.rejected.append(f"{_short(url)}: web addresses cannot be classified; save the image first")
-        if content.paths or content.rejected:
+                web.append(f"{_short(url)}: web addresses cannot be classified; save the image first")
+        # an image dragged out of a browser carries its web address *and* its pixels: use the pixels
+        if content.paths or content.rejected or (web and not mime.hasImage()):
+            content.rejected.extend(web)
             return content
     if mime.hasImage():
         data = mime.imageData()
@@ -83,8 +99,10 @@ def read_mime(mime: QMimeData, *, accept_text: bool = True) -> DropContent:
         content.rejected.append("the dropped image data could not be read")
         return content
     if accept_text and mime.hasText():
-        for p in _paths_from_text(mime.text()):
+        paths, missing = _paths_from_text(mime.text())
+        for p in paths:
             _add_path(content, p)
+        content.rejected.extend(missing)
         if content.empty and not content.rejected:
             content.rejected.append("the clipboard holds text, not an image or a file path")
         return content

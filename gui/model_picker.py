@@ -62,7 +62,8 @@ class ModelPicker(QComboBox):
             self.setItemData(self.count() - 1, f"{e.name}\nlicence: {e.license or '?'}", 3)  # ToolTipRole
             seen.add(value)
         if self._recent:
-            self.insertSeparator(self.count())
+            if self.count():  # no separator as the first row
+                self.insertSeparator(self.count())
             for folder in self._recent:
                 self.addItem(f"{Path(folder).name}  (saved model)", folder)
                 self.setItemData(self.count() - 1, folder, 3)
@@ -70,7 +71,8 @@ class ModelPicker(QComboBox):
         if self._current and self._current not in seen:
             label = self._current if not Path(self._current).is_absolute() else f"{Path(self._current).name}  (saved)"
             self.insertItem(0, label, self._current)
-        self.insertSeparator(self.count())
+        if self.count():
+            self.insertSeparator(self.count())
         self.addItem("Open model folder...", OPEN_FOLDER)
         index = self.findData(self._current) if self._current else -1
         self.setCurrentIndex(max(index, 0))

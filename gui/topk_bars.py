@@ -23,7 +23,7 @@ class TopKBars(QWidget):
         return list(self._rows)
 
     def set_rows(self, rows: list[tuple[str, float]]) -> None:
-        self._rows = [(label, max(0.0, min(1.0, float(p)))) for label, p in rows]
+        self._rows = [(label, _clamp(p)) for label, p in rows]
         self.setAccessibleDescription("; ".join(f"{label}: {p * 100:.1f} percent" for label, p in self._rows))
         self.updateGeometry()
         self.update()
@@ -76,3 +76,9 @@ class TopKBars(QWidget):
                 p.fillRect(QRectF(track.left(), track.top(), max(2.0, track.width() * prob), bar_h), fill)
                 p.restore()
         p.end()
+
+
+def _clamp(p: float) -> float:
+    """A probability in [0, 1]; NaN (a broken model) counts as 0, not as a full bar."""
+    p = float(p)
+    return max(0.0, min(1.0, p)) if p == p else 0.0
