@@ -72,6 +72,8 @@ class MainWindow(QMainWindow):
         self._loading: dict[int, HistoryEntry] = {}
         self._pending: dict[int, HistoryEntry] = {}
         self._model_name = settings.model
+        self._trying: tuple[str, str] = ("", "auto")  # (model, device) being loaded
+        self._good: tuple[str, str] | None = None  # the last (model, device) that loaded
         self._catalogue_requested = False
 
         self.setWindowTitle(APP_TITLE)
@@ -318,6 +320,7 @@ class MainWindow(QMainWindow):
     # -- model --------------------------------------------------------------------------------------
     def load_model(self, name: str | None) -> None:
         self.model_state = None
+        self._trying = (name or "", self.settings.device)
         self.client.load_model(ModelSpec(name=name, device=self.settings.device))
         self.status_label.setText(f"Loading {_short_name(name or 'seresnext26d_32x4d')}...")
         self.device_label.setText(self.settings.device.upper() if self.settings.device != "auto" else "")
@@ -372,6 +375,7 @@ class MainWindow(QMainWindow):
     def _on_model_ready(self, state: ModelState) -> None:
         self._hide_download()
         self.model_state = state
+        self._good = self._trying
         self.device_label.setText(state.device_label)
         self.device_label.setToolTip(f"backend: {state.backend}")
         text = f"{_short_name(state.name)} ready ({state.load_s:.1f} s)"
@@ -390,11 +394,36 @@ class MainWindow(QMainWindow):
             self.client.request_catalogue()
 
     def _on_model_failed(self, message: str) -> None:
+        """Keep the model that worked (the worker still holds it); at start-up, fall back to the default."""
         self._hide_download()
+        tried = _short_name(self._trying[0] or "seresnext26d_32x4d")
+        if self._good is not None:
+            name, device = self._good
+            self._set_choice(name, device)
+            self.model_state = self.client.model
+            self.status_label.setText(f"Could not load {tried}; still using {_short_name(name or 'the default')}")
+            self.show_notice(f"Could not load {tried}: {message}")
+            if self.current is not None and self.current.prediction is None:
+                self._classify(self.current)
+            return
+        if self._trying != ("", "auto"):
+            self.show_notice(f"Could not load {tried}: {message}. Loading the default model instead.")
+            self._set_choice("", "auto")
+            self.load_model(None)
+            return
         self.status_label.setText("Could not load the model")
         self.show_notice(f"Could not load the model: {message}")
         if self.current is not None:
             self.results.show_message(f"Could not load the model: {message}", self.current.title)
+
+    def _set_choice(self, name: str, device: str) -> None:
+        """Put the model and device choice (settings, picker, Device menu) back to ``name``/``device``."""
+        self._model_name = name
+        self.settings.model = name
+        self.settings.device = device
+        self.picker.set_current(name or "seresnext26d_32x4d")
+        for a in self.device_group.actions():
+            a.setChecked(a.data() == device)
 
     def _on_catalogue(self, entries: list) -> None:
         self.picker.set_catalogue(entries)

@@ -246,13 +246,14 @@ class InferenceClient(QObject):
         self._worker = InferenceWorker(loader)
         self._load_job: _Job | None = None
         self._batches: dict[int, _Job] = {}
-        self.model: ModelState | None = None
+        self.model: ModelState | None = None  # None while a load runs
+        self._previous: ModelState | None = None  # what the worker keeps if that load fails
         w = self._worker
         w.modelLoading.connect(lambda req, name: self._if_latest_load(req) and self.modelLoading.emit(name))
         w.downloadProgress.connect(
             lambda req, done, total: self._if_latest_load(req) and self.downloadProgress.emit(done, total))
         w.modelReady.connect(self._on_model_ready)
-        w.modelFailed.connect(lambda req, msg: self._if_latest_load(req) and self.modelFailed.emit(msg))
+        w.modelFailed.connect(self._on_model_failed)
         w.catalogueReady.connect(self.catalogueReady)
         w.resultReady.connect(self._on_result)
         w.batchStarted.connect(self.batchStarted)
@@ -268,6 +269,7 @@ class InferenceClient(QObject):
             self._load_job.cancel.set()
         for job in self._batches.values():
             job.cancel.set()
+        self._previous = self.model or self._previous
         self.model = None
         job = _Job("load", next(self._ids), spec)
         self._load_job = job
@@ -300,10 +302,6 @@ class InferenceClient(QObject):
         if job is not None:
             job.cancel.set()
 
-    @property
-    def busy(self) -> bool:
-        return self._worker.isRunning() and bool(self._batches)
-
     def shutdown(self, timeout_ms: int = 1800) -> bool:
         """Cancel everything, stop the worker and wait for it (bounded); True when it stopped."""
         if self._load_job is not None:
@@ -326,6 +324,11 @@ class InferenceClient(QObject):
         if self._if_latest_load(req):
             self.model = state
             self.modelReady.emit(state)
+
+    def _on_model_failed(self, req: int, message: str) -> None:
+        if self._if_latest_load(req):
+            self.model = self._previous
+            self.modelFailed.emit(message)
 
     def _on_result(self, req: int, pred: Any) -> None:
         if req == self._worker.latest["classify"]:

@@ -305,19 +305,48 @@ def test_model_switch_mid_inference(
     assert window.settings.model == "seresnext26t_32x4d"
 
 
-def test_failed_model_load_keeps_the_window_usable(qtbot: Any, make_window: Any, tmp_path: Path) -> None:
-    window = make_window()
-    qtbot.waitUntil(lambda: window.model_state is not None, timeout=WAIT_MS)
+def test_failed_model_load_keeps_the_previous_model(
+    qtbot: Any, make_window: Any, classifier: Any, photo_dir: Path
+) -> None:
     from squeezelens.core.errors import ModelNotFoundError
 
-    def broken(spec: Any, progress: Any, cancel: Any) -> Any:
-        raise ModelNotFoundError("unknown model 'nope'")
+    def loader(spec: Any, progress: Any, cancel: Any) -> Any:
+        if spec.name == "nope":
+            raise ModelNotFoundError("unknown model 'nope'")
+        return classifier
 
-    window.client._worker._loader = broken
+    window = make_window(loader=loader)
+    qtbot.waitUntil(lambda: window.model_state is not None, timeout=WAIT_MS)
     window.choose_model("nope")
     qtbot.waitUntil(lambda: window.notice.isVisible(), timeout=WAIT_MS)
     assert "unknown model 'nope'" in window.notice.text()
     assert no_dialogs()
+    assert window.picker.current_name() == "seresnext26d_32x4d"
+    assert window.settings.model == ""  # the failing choice is not remembered for the next start
+    assert window.model_state is not None and window.model_state.name == classifier.name
+    window.open_path(str(photo_dir / "chelsea.jpg"))
+    assert wait_result(qtbot, window).ok  # the old model still answers
+
+
+def test_unloadable_saved_choice_falls_back_to_the_default(qtbot: Any, make_window: Any, classifier: Any) -> None:
+    from squeezelens.core.errors import SqueezeLensError
+    from squeezelens.gui.settings import AppSettings
+
+    AppSettings().model = "/gone/my-model"
+    AppSettings().device = "cuda"
+    tried = []
+
+    def loader(spec: Any, progress: Any, cancel: Any) -> Any:
+        tried.append((spec.name, spec.device))
+        if spec.name is not None:
+            raise SqueezeLensError("no such model folder: /gone/my-model")
+        return classifier
+
+    window = make_window(loader=loader)
+    qtbot.waitUntil(lambda: window.model_state is not None, timeout=WAIT_MS)
+    assert tried == [("/gone/my-model", "cuda"), (None, "auto")]
+    assert "Loading the default model instead" in window.notice.text()
+    assert AppSettings().model == "" and AppSettings().device == "auto"
 
 
 def test_close_during_inference_is_clean_and_quick(
