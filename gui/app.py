@@ -10,6 +10,8 @@ from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from squeezelens.core.errors import SqueezeLensError
+
 from .main_window import MainWindow
 from .settings import APPLICATION, ORGANIZATION, AppSettings
 from .startup_probe import StartupProbe
@@ -38,8 +40,18 @@ def create_app() -> QApplication:
     return app  # type: ignore[return-value]
 
 
+def check_display() -> None:
+    """On Linux without X11 or Wayland, Qt would abort the process; say what to do instead."""
+    if (sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM")
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+        raise SqueezeLensError(
+            "no display found (neither DISPLAY nor WAYLAND_DISPLAY is set), so the desktop app cannot open; "
+            "use `squeezelens classify IMAGE...` on the command line, or QT_QPA_PLATFORM=offscreen")
+
+
 def run(images: list[str]) -> int:
     """Show the window at once; the worker imports torch and loads the model behind it."""
+    check_display()
     app = create_app()
     client = InferenceClient()
     window = MainWindow(client, AppSettings(), StartupProbe.from_env(quit=lambda: QTimer.singleShot(0, window.close)))

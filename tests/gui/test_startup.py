@@ -47,3 +47,14 @@ def test_window_before_torch_and_torch_only_in_the_worker(tmp_path: Path, photo_
     assert marks["window_shown"] < timm_start
     assert marks["window_shown"] < marks["first_result"]
     assert "Traceback" not in out.stderr
+
+
+def test_no_display_is_a_clear_error_not_an_abort(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "squeezelens"], env=env, capture_output=True, text=True, timeout=60)
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the check is for Linux")
+    assert out.returncode == 2
+    assert "no display found" in out.stderr and "squeezelens classify" in out.stderr
+    assert "Traceback" not in out.stderr
