@@ -8,13 +8,13 @@ import io
 import json
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from . import catalogue
+from . import catalogue, finetune_cli
+from .atomic_files import write_text_atomic
 from .engine import BACKENDS, DEVICES
 from .errors import SqueezeLensError
 
@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the SE-ResNeXt variants and whether their weights are cached")
     m.add_argument("--format", choices=("table", "json"), default="table")
 
+    finetune_cli.add_parser(sub)
+
     g = sub.add_parser("gui", help="open the desktop app")
     g.add_argument("images", nargs="*", metavar="IMAGE")
     return p
@@ -67,7 +69,7 @@ def main(argv: Sequence[str] | None = None, run_gui: GuiRunner | None = None) ->
     """Run the CLI; returns the exit code (0 all classified, 1 some inputs failed, 2 bad usage)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if not argv or argv[0] not in ("classify", "models", "gui", "-h", "--help", "--version"):
+    if not argv or argv[0] not in ("classify", "models", "finetune", "gui", "-h", "--help", "--version"):
         argv = ["gui", *argv]  # `squeezelens [IMAGE ...]` opens the app
     try:
         args = parser.parse_args(argv)
@@ -78,6 +80,8 @@ def main(argv: Sequence[str] | None = None, run_gui: GuiRunner | None = None) ->
             return cmd_classify(args)
         if args.command == "models":
             return cmd_models(args)
+        if args.command == "finetune":
+            return finetune_cli.run(args)
         return cmd_gui(args, run_gui)
     except SqueezeLensError as e:
         print(f"squeezelens: error: {e}", file=sys.stderr)
@@ -133,12 +137,17 @@ def cmd_classify(args: argparse.Namespace) -> int:
         raise SqueezeLensError("--batch-size must be at least 1")
     if args.output is not None:
         _check_output(Path(args.output))  # before minutes of work, not after
+    from .console import log_warnings_to_stderr, stderr_counter
+
+    log_warnings_to_stderr()  # e.g. why ONNX Runtime was not used, or a move off a full GPU
     progress, cancel = _stderr_progress()
     try:
+        # A first run exports the ONNX graph before classifying (about a second, once per model and
+        # weights): a one-shot process would otherwise exit before a background export is cached.
         clf = Classifier.load(
             args.model, args.weights, device=args.device, backend=args.backend,
             fast_decode=not args.no_fast_decode, allow_download=not args.offline,
-            progress=progress, cancel=cancel,  # type: ignore[arg-type]
+            progress=progress, cancel=cancel, export="wait",  # type: ignore[arg-type]
         )
     except KeyboardInterrupt:
         cancel.set()
@@ -147,7 +156,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
         why = f" ({clf.loaded.untrained_reason})" if clf.loaded.untrained_reason else ""
         print(f"squeezelens: warning: {clf.name} has no weights{why}; running untrained", file=sys.stderr)
 
-    results = clf.classify(expand_inputs(args.paths), top_k=args.top_k, batch_size=args.batch_size)
+    inputs = expand_inputs(args.paths)
+    results = clf.classify(inputs, top_k=args.top_k, batch_size=args.batch_size,
+                           on_result=stderr_counter(len(inputs)))
     text = {"table": format_table, "csv": format_csv, "json": format_json}[args.format](results, clf.untrained)
     _write(text, args.output)
     failed = sum(1 for r in results if not r.ok)
@@ -175,15 +186,7 @@ def _write(text: str, output: str | None) -> None:
         except OSError as e:
             raise SqueezeLensError(f"cannot write the results: {e.strerror or e}") from e
         return
-    out = Path(output)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, out)  # readers never see a half-written file
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise SqueezeLensError(f"cannot write {out}: {e.strerror or e}") from e
+    write_text_atomic(output, text)  # readers never see a half-written file
 
 
 def format_table(results: list, untrained: bool) -> str:

@@ -50,7 +50,8 @@ def test_json_mixed_folder_exit_1(capsys, mixed_dir: Path, confident_weights: Pa
 def test_csv_and_output_file(capsys, tmp_path: Path, photo_dir: Path, confident_weights: Path) -> None:
     target = tmp_path / "out.csv"
     code, out, _ = run(capsys, "classify", str(photo_dir / "chelsea.jpg"), str(tmp_path / "missing.jpg"),
-                       "--weights", str(confident_weights), "--format", "csv", "--output", str(target))
+                       "--weights", str(confident_weights), "--format", "csv", "--output", str(target),
+                       "--backend", "torch")
     assert code == 1
     assert out == ""
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
@@ -79,7 +80,7 @@ def test_table_untrained_everywhere(capsys, photo_dir: Path) -> None:
         (["classify", "x.jpg", "--format", "xml"], "invalid choice"),
         (["classify", "x.jpg", "--model", "resnet9000", "--offline"], "unknown model"),
         (["classify", "x.jpg", "--top-k", "0"], "--top-k must be at least 1"),
-        (["classify", "x.jpg", "--backend", "onnxruntime"], "ONNX Runtime"),
+        (["classify", "x.jpg", "--backend", "onnxruntime", "--device", "mps"], "ONNX Runtime does not run on mps"),
     ],
 )
 def test_bad_usage_exit_2(capsys, args: list[str], message: str) -> None:
@@ -99,7 +100,7 @@ def test_bad_weights_file_is_usage_error(capsys, tmp_path: Path, photo_dir: Path
 def test_empty_folder_is_one_error(capsys, tmp_path: Path, photo_dir: Path) -> None:
     (tmp_path / "empty").mkdir()
     code, out, _ = run(capsys, "classify", str(tmp_path / "empty"), str(photo_dir / "coffee.png"),
-                       "--offline", "--format", "json")
+                       "--offline", "--format", "json", "--backend", "torch")
     assert code == 1
     data = json.loads(out)
     assert "no images found" in data[0]["error"]

@@ -14,7 +14,7 @@ from squeezelens.core.errors import SqueezeLensError
 
 @pytest.fixture(scope="module")
 def clf(confident_weights: Path) -> Classifier:
-    return Classifier.load("seresnext26d_32x4d", weights=confident_weights, device="cpu")
+    return Classifier.load("seresnext26d_32x4d", weights=confident_weights, device="cpu", backend="torch")
 
 
 def test_classify_mixed_inputs_keeps_order_and_errors(clf: Classifier, photo_dir: Path, tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_top_k_capped_and_imagenet_labels(clf: Classifier, photo_dir: Path) -> N
 
 
 def test_untrained_flag(photo_dir: Path) -> None:
-    clf = Classifier.load("seresnext26d_32x4d", allow_download=False)
+    clf = Classifier.load("seresnext26d_32x4d", allow_download=False, backend="torch")
     assert clf.untrained
     assert clf.loaded.untrained_reason
     r = clf.classify([photo_dir / "chelsea.jpg"])[0]
@@ -72,8 +72,9 @@ def test_fast_decode_toggle(confident_weights: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     big = tmp_path / "big.jpg"
     Image.fromarray(rng.integers(0, 256, (2000, 3000, 3), dtype=np.uint8)).save(big, quality=90)
-    fast = Classifier.load("seresnext26d_32x4d", weights=confident_weights, device="cpu")
-    exact = Classifier.load("seresnext26d_32x4d", weights=confident_weights, device="cpu", fast_decode=False)
+    fast = Classifier.load("seresnext26d_32x4d", weights=confident_weights, device="cpu", backend="torch")
+    exact = Classifier.load("seresnext26d_32x4d", weights=confident_weights, device="cpu", fast_decode=False,
+                            backend="torch")
     a, b = fast.preprocess(big), exact.preprocess(big)
     assert a.shape == b.shape == (3, 224, 224)
     assert float((a - b).abs().max()) > 1e-3  # the fast path really decoded something else (1/4 scale)
@@ -88,7 +89,7 @@ def test_batch_size_must_be_positive(clf: Classifier, photo_dir: Path) -> None:
 
 
 def test_error_entries_carry_model_and_untrained(photo_dir: Path, tmp_path: Path) -> None:
-    clf = Classifier.load(allow_download=False)
+    clf = Classifier.load(allow_download=False, backend="torch")
     assert clf.name == "seresnext26d_32x4d"
     r = clf.classify([tmp_path / "missing.png"])[0]
     assert r.to_dict() == {"path": str(tmp_path / "missing.png"), "model": "seresnext26d_32x4d",

@@ -40,7 +40,7 @@ def test_saved_model_round_trip_with_timm(tmp_path: Path, small_model, photo_dir
         assert torch.equal(reloaded(x), small_model(x))
 
     # ... and SqueezeLens gives the same predictions as timm on real photos
-    clf = Classifier.load(str(out), device="cpu", fast_decode=False)
+    clf = Classifier.load(str(out), device="cpu", fast_decode=False, backend="torch")
     assert clf.labels == LABELS and not clf.untrained
     files = sorted(photo_dir.iterdir())
     ours = clf.classify(files, top_k=3)
@@ -60,7 +60,7 @@ def test_squeezelens_loads_what_timm_saves(tmp_path: Path, small_model) -> None:
 
     save_for_hf(small_model, str(tmp_path / "timm_saved"), model_config={"label_names": LABELS},
                 safe_serialization=True)
-    clf = Classifier.load(str(tmp_path / "timm_saved"), device="cpu")
+    clf = Classifier.load(str(tmp_path / "timm_saved"), device="cpu", backend="torch")
     assert clf.labels == LABELS
     assert clf.loaded.weights.kind == "dir"
 
@@ -88,7 +88,7 @@ def test_label_count_must_match(tmp_path: Path, small_model) -> None:
 
 def test_weights_may_name_a_saved_folder(tmp_path: Path, small_model) -> None:
     out = save_model(small_model, tmp_path / "m", LABELS)
-    clf = Classifier.load("seresnext26d_32x4d", weights=out, device="cpu")
+    clf = Classifier.load("seresnext26d_32x4d", weights=out, device="cpu", backend="torch")
     assert clf.labels == LABELS and clf.loaded.weights.kind == "dir"
     (tmp_path / "plain").mkdir()
     with pytest.raises(saved_model.SqueezeLensError, match="without config.json"):

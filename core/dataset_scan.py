@@ -1,0 +1,268 @@
+"""Finding a finetuning dataset in a folder: classes, images, unreadable files, a validation split.
+
+Two layouts (timm's ImageFolder form):
+
+- ``DATA_DIR/<class>/**/image`` — one subfolder per class; a stratified validation split is drawn.
+- ``DATA_DIR/train/<class>/...`` and ``DATA_DIR/val/<class>/...`` (or ``validation/``) — as given.
+
+The scan reads each file's header only (format allow-list, size guard, PNG checksums), so a large
+folder scans in seconds; a file that still fails to decode later is reported by the finetuner.
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image
+
+from .errors import SqueezeLensError
+from .images import _raster_formats, check_size, image_extensions
+
+#: A class with fewer images than this gets a warning (the head will barely learn it).
+FEW_IMAGES = 5
+DEFAULT_VAL_SPLIT = 0.2
+DEFAULT_SEED = 0
+VAL_FOLDER_NAMES = ("val", "validation", "valid")
+
+
+class DatasetError(SqueezeLensError):
+    """The folder cannot be used as a finetuning dataset (the message says why and what to do)."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image and its class index."""
+
+    path: Path
+    label: int
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file left out, and why (unreadable, not an image, class unknown to train/)."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class ClassCount:
+    """Images of one class in each split."""
+
+    name: str
+    train: int
+    val: int
+
+    @property
+    def total(self) -> int:
+        return self.train + self.val
+
+
+@dataclass
+class DatasetScan:
+    """What :func:`scan_dataset` found: classes (sorted), train and validation samples, what was skipped."""
+
+    root: Path
+    layout: Literal["class_folders", "train_val"]
+    class_names: list[str]
+    train: list[Sample]
+    val: list[Sample]
+    skipped: list[SkippedFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    val_split: float | None = None  # the fraction drawn, or None when val/ was given
+    seed: int = DEFAULT_SEED
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def counts(self) -> list[ClassCount]:
+        """Per class: images in train and in validation."""
+        tr = [0] * self.num_classes
+        va = [0] * self.num_classes
+        for s in self.train:
+            tr[s.label] += 1
+        for s in self.val:
+            va[s.label] += 1
+        return [ClassCount(n, t, v) for n, t, v in zip(self.class_names, tr, va)]
+
+    def summary(self) -> str:
+        """A few lines for a person: classes with counts, skipped files, warnings."""
+        lines = [
+            f"{self.root}: {self.num_classes} classes, {len(self.train)} training and "
+            f"{len(self.val)} validation images"
+            + (f" ({self.val_split:.0%} split, seed {self.seed})" if self.val_split is not None else " (val/ folder)")
+        ]
+        for c in self.counts():
+            lines.append(f"  {c.name}: {c.train} train, {c.val} val")
+        if self.skipped:
+            lines.append(f"  {len(self.skipped)} file(s) skipped")
+        return "\n".join(lines)
+
+
+def scan_dataset(
+    root: str | os.PathLike,
+    val_split: float = DEFAULT_VAL_SPLIT,
+    seed: int = DEFAULT_SEED,
+    *,
+    check_images: bool = True,
+) -> DatasetScan:
+    """Scan ``root`` for class folders and images, and split off validation images if needed.
+
+    Args:
+        root: the dataset folder (class subfolders, or train/ and val/ of that form).
+        val_split: fraction of each class held out for validation when there is no val/ folder
+            (at least one image per class with two or more images).
+        seed: seed of the split, so the same folder always splits the same way.
+        check_images: read each file's header and skip those that are not usable images.
+
+    Raises:
+        DatasetError: missing folder, bad ``val_split``, or fewer than two classes with images.
+    """
+    path = Path(root)
+    if not path.exists():
+        raise DatasetError(f"{path}: folder not found")
+    if not path.is_dir():
+        raise DatasetError(f"{path}: not a folder; give a folder with one subfolder per class")
+    if not 0.0 < val_split < 1.0:
+        raise DatasetError(f"validation split must be between 0 and 1 (exclusive), not {val_split}")
+
+    val_dir = next((path / n for n in VAL_FOLDER_NAMES if (path / n).is_dir()), None)
+    if (path / "train").is_dir() and val_dir is not None:
+        return _scan_train_val(path, path / "train", val_dir, seed, check_images)
+
+    skipped: list[SkippedFile] = []
+    notes: list[str] = []
+    per_class = _scan_class_folders(path, skipped, notes, check_images)
+    names = _usable_classes(path, per_class, notes)
+    train: list[Sample] = []
+    val: list[Sample] = []
+    rng = random.Random(seed)
+    for label, name in enumerate(names):
+        files = list(per_class[name])
+        rng.shuffle(files)
+        n = len(files)
+        n_val = 0 if n < 2 else min(n - 1, max(1, round(n * val_split)))
+        if n < 2:
+            notes.append(f"class '{name}' has a single image: it is used for training only, none for validation")
+        val += [Sample(p, label) for p in sorted(files[:n_val])]
+        train += [Sample(p, label) for p in sorted(files[n_val:])]
+    _warn_small(names, per_class, notes)
+    return DatasetScan(path, "class_folders", names, train, val, skipped, notes, val_split, seed)
+
+
+def _scan_train_val(root: Path, train_dir: Path, val_dir: Path, seed: int, check: bool) -> DatasetScan:
+    skipped: list[SkippedFile] = []
+    notes: list[str] = []
+    per_train = _scan_class_folders(train_dir, skipped, notes, check)
+    names = _usable_classes(train_dir, per_train, notes)
+    per_val = _scan_class_folders(val_dir, skipped, notes, check)
+    index = {n: i for i, n in enumerate(names)}
+    val: list[Sample] = []
+    for name, files in per_val.items():
+        if name not in index:
+            notes.append(f"{val_dir.name}/{name} is not a class in train/; its {len(files)} image(s) are left out")
+            skipped += [SkippedFile(p, f"class '{name}' is not in train/") for p in files]
+            continue
+        val += [Sample(p, index[name]) for p in files]
+    missing = [n for n in names if not per_val.get(n)]
+    if missing:
+        notes.append(f"no validation images for: {', '.join(missing)}")
+    if not val:
+        raise DatasetError(f"{val_dir}: no validation images of the training classes ({', '.join(names)})")
+    train = [Sample(p, index[n]) for n in names for p in per_train[n]]
+    val.sort(key=lambda s: (s.label, s.path))
+    _warn_small(names, per_train, notes)
+    return DatasetScan(root, "train_val", names, train, val, skipped, notes, None, seed)
+
+
+def _scan_class_folders(
+    folder: Path, skipped: list[SkippedFile], notes: list[str], check: bool
+) -> dict[str, list[Path]]:
+    """``{class name: sorted usable image paths}`` for each non-hidden subfolder of ``folder``."""
+    exts = image_extensions()
+    per_class: dict[str, list[Path]] = {}
+    loose = 0
+    for entry in sorted(os.scandir(folder), key=lambda e: natural_key(e.name)):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir():
+            if entry.is_file() and os.path.splitext(entry.name)[1].lower() in exts:
+                loose += 1
+            continue
+        files: list[Path] = []
+        for dirpath, dirs, names in os.walk(entry.path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in names:
+                if name.startswith("."):
+                    continue
+                p = Path(dirpath) / name
+                if os.path.splitext(name)[1].lower() not in exts:
+                    skipped.append(SkippedFile(p, "not an image file type this app reads"))
+                    continue
+                problem = check_image_header(p) if check else None
+                if problem:
+                    skipped.append(SkippedFile(p, problem))
+                else:
+                    files.append(p)
+        per_class[entry.name] = sorted(files, key=lambda q: natural_key(str(q)))
+    if loose:
+        notes.append(f"{loose} image(s) directly in {folder} are in no class folder and were ignored")
+    return per_class
+
+
+def _usable_classes(folder: Path, per_class: dict[str, list[Path]], notes: list[str]) -> list[str]:
+    empty = [n for n, f in per_class.items() if not f]
+    for n in empty:
+        notes.append(f"class folder '{n}' has no readable images and is left out")
+    names = [n for n, f in per_class.items() if f]
+    if len(names) < 2:
+        found = f"found 1 class folder with images ('{names[0]}')" if names else "found no class folders with images"
+        raise DatasetError(
+            f"{folder}: {found}; finetuning needs at least 2 classes, one subfolder of images per class "
+            f"(e.g. {folder}/cats/*.jpg and {folder}/dogs/*.jpg)"
+        )
+    return names
+
+
+def _warn_small(names: Sequence[str], per_class: dict[str, list[Path]], notes: list[str]) -> None:
+    small = [f"{n} ({len(per_class[n])})" for n in names if len(per_class[n]) < FEW_IMAGES]
+    if small:
+        notes.append(f"fewer than {FEW_IMAGES} images in: {', '.join(small)}; expect a weak model for these classes")
+
+
+def check_image_header(path: Path) -> str | None:
+    """Why ``path`` is not a usable image (from its header, without decoding), or None."""
+    try:
+        if path.stat().st_size == 0:
+            return "empty file"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path, formats=_raster_formats()) as im:
+                check_size(*im.size, path.name)
+                if im.format == "PNG":
+                    im.verify()  # chunk checksums: catches most damaged PNGs without decoding
+    except SqueezeLensError as e:
+        return str(e).removeprefix(f"{path.name}: ")
+    except PermissionError:
+        return "permission denied"
+    except Image.UnidentifiedImageError:
+        return "not an image, or a format this app cannot read"
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return "image too large"
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        return f"broken or truncated image ({e})"
+    return None
+
+
+def natural_key(text: str) -> list[int | str]:
+    """Sort key that puts ``img2`` before ``img10`` (as timm's ImageFolder does)."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]

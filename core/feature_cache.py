@@ -1,0 +1,216 @@
+"""Pooled backbone features of image files, extracted once and kept on disk.
+
+One SQLite file per *feature extractor* under the user cache folder
+(``cache_dir("features")/<model key>.sqlite``). The model key hashes the architecture, every
+backbone tensor (the classifier head excluded, so a retrained head shares the cache), the
+preprocessing (input size, crop, interpolation, mean/std, JPEG decode scale) and the pooling. Rows
+are keyed by the file's resolved path, size and modification time, so an edited or replaced file is
+extracted again. Rows are committed per batch: a cancelled extraction keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ImageLoadError, SqueezeLensError
+from .images import open_image
+from .paths import cache_dir
+
+#: Bumped when the stored layout or the meaning of a feature changes.
+CACHE_FORMAT = 1
+
+#: (images done, images to extract, seconds elapsed) after each extracted batch.
+BatchFn = Callable[[int, int, float], None]
+
+
+class Cancelled(SqueezeLensError):
+    """The caller's cancel event was set."""
+
+
+def file_key(path: str | os.PathLike) -> str:
+    """``resolved path | size | mtime_ns``: changes when the file is replaced or edited."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return f"{p}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def backbone_digest(model: Any) -> str:
+    """Hash of every tensor of ``model`` except its classifier head (so it names the weights)."""
+    import torch
+
+    head = model.pretrained_cfg.get("classifier", "fc") if hasattr(model, "pretrained_cfg") else "fc"
+    heads = (head,) if isinstance(head, str) else tuple(head)
+    h = hashlib.blake2b(digest_size=20)
+    for name, t in model.state_dict().items():
+        if any(name == p or name.startswith(p + ".") for p in heads):
+            continue
+        t = t.detach().cpu().contiguous()
+        if t.dtype == torch.bfloat16:
+            t = t.float()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def model_key(model: Any, data_config: Mapping[str, Any], decode_min_side: int | None) -> str:
+    """The cache key of a feature extractor: architecture, backbone weights, preprocessing, pooling."""
+    arch = (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or type(model).__name__
+    parts = {
+        "format": CACHE_FORMAT,
+        "architecture": arch,
+        "weights": backbone_digest(model),
+        "data": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(data_config.items())},
+        "decode_min_side": decode_min_side,
+        "pool": str(getattr(model, "global_pool", "")),
+        "features": "forward_head(pre_logits=True)",
+    }
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return f"{arch}-{hashlib.blake2b(text.encode(), digest_size=16).hexdigest()}"
+
+
+class FeatureCache:
+    """Feature vectors of files for one extractor (``key`` from :func:`model_key`)."""
+
+    def __init__(self, key: str, folder: Path | None = None) -> None:
+        self.key = key
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        self.path = (folder or cache_dir("features")) / f"{key}.sqlite"
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError:  # a damaged cache file: it is only a cache, start it again
+            self.path.unlink(missing_ok=True)
+            self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS features (file TEXT PRIMARY KEY, dim INTEGER, data BLOB)")
+            db.commit()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors among ``keys`` (missing keys are absent from the result)."""
+        out: dict[str, np.ndarray] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT file, dim, data FROM features WHERE file IN ({marks})"
+            for k, dim, data in self._db.execute(query, chunk):
+                vec = np.frombuffer(data, dtype=np.float32)
+                if vec.size == dim:
+                    out[k] = vec
+        return out
+
+    def put_many(self, items: Mapping[str, np.ndarray]) -> None:
+        """Store vectors (float32) and commit."""
+        rows = [(k, int(v.size), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in items.items()]
+        self._db.executemany("INSERT OR REPLACE INTO features (file, dim, data) VALUES (?, ?, ?)", rows)
+        self._db.commit()
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM features").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> FeatureCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class Features:
+    """Feature rows for a list of files: ``vectors[i]`` belongs to ``paths[ok[i]]``."""
+
+    vectors: np.ndarray  # (n_ok, dim) float32
+    ok: list[int]  # indices into the requested paths that have a vector
+    failed: dict[int, str] = field(default_factory=dict)  # index -> reason
+    hits: int = 0
+    misses: int = 0
+    seconds: float = 0.0
+
+
+def extract_features(
+    model: Any,
+    paths: Sequence[Path],
+    transform: Callable[[Any], Any],
+    cache: FeatureCache | None,
+    *,
+    device: str = "cpu",
+    batch_size: int = 32,
+    decode_min_side: int | None = None,
+    on_batch: BatchFn | None = None,
+    cancel: threading.Event | None = None,
+) -> Features:
+    """Pooled pre-logits features of ``paths``: from the cache where present, else by a forward pass.
+
+    Args:
+        model: a timm model in eval mode on ``device``.
+        paths: image files.
+        transform: the eval transform (PIL image -> CHW tensor).
+        cache: where to read and store vectors; ``None`` extracts everything.
+        decode_min_side: JPEG reduced-scale decode bound (see ``images.open_image``).
+        on_batch: progress after each extracted batch (cache hits are not reported as batches).
+        cancel: checked before each batch; raises :class:`Cancelled`.
+    """
+    import torch
+
+    t0 = time.perf_counter()
+    keys: list[str | None] = []
+    failed: dict[int, str] = {}
+    for i, p in enumerate(paths):
+        try:
+            keys.append(file_key(p))
+        except OSError as e:
+            keys.append(None)
+            failed[i] = f"cannot read the file ({e.strerror or e})"
+    found = cache.get_many([k for k in keys if k is not None]) if cache is not None else {}
+    vectors: dict[int, np.ndarray] = {i: found[k] for i, k in enumerate(keys) if k is not None and k in found}
+    hits = len(vectors)
+    todo = [i for i, k in enumerate(keys) if k is not None and i not in vectors]
+    done = 0
+    for start in range(0, len(todo), batch_size):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
+        chunk = todo[start:start + batch_size]
+        tensors, idx = [], []
+        for i in chunk:
+            try:
+                tensors.append(transform(open_image(paths[i], decode_min_side)))
+                idx.append(i)
+            except ImageLoadError as e:
+                failed[i] = str(e).removeprefix(f"{paths[i]}: ")
+        if tensors:
+            with torch.inference_mode():
+                x = torch.stack(tensors).to(device)
+                feats = model.forward_head(model.forward_features(x), pre_logits=True)
+                feats = feats.float().cpu().numpy()
+            new = {i: feats[j] for j, i in enumerate(idx)}
+            vectors.update(new)
+            if cache is not None:
+                cache.put_many({keys[i]: v for i, v in new.items()})  # type: ignore[misc]
+        done += len(chunk)
+        if on_batch is not None:
+            on_batch(done, len(todo), time.perf_counter() - t0)
+    ok = sorted(vectors)
+    dim = next(iter(vectors.values())).size if vectors else 0
+    stacked = np.stack([vectors[i] for i in ok]).astype(np.float32) if ok else np.zeros((0, dim), np.float32)
+    return Features(stacked, ok, failed, hits, len(todo) - sum(1 for i in todo if i in failed),
+                    time.perf_counter() - t0)

@@ -1,0 +1,222 @@
+"""``squeezelens finetune DATA_DIR --output MODEL_DIR``: the command-line face of :mod:`.finetune`.
+
+Progress goes to stderr (a rewritten line per batch on a terminal, one line per epoch always), the
+summary to stdout. Ctrl+C cancels at the next batch and leaves an earlier model at ``--output`` as it
+was (exit 130); a second Ctrl+C stops at once (still without touching the output). torch is imported
+only when the command runs, so ``squeezelens --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import signal
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+from .engine import DEVICES
+from .errors import SqueezeLensError
+
+EXIT_OK, EXIT_USAGE, EXIT_CANCELLED = 0, 2, 130
+#: Seconds between progress lines when stderr is not a terminal (logs, pipes).
+LOG_EVERY_S = 5.0
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``finetune`` on the CLI's subparsers."""
+    f = subparsers.add_parser(
+        "finetune", help="teach a model your own classes from a folder of class subfolders",
+        description="Train a classifier on DATA_DIR (one subfolder of images per class, or train/ and val/ "
+                    "of that form) and save it to MODEL_DIR in timm's folder layout.",
+    )
+    f.add_argument("data_dir", metavar="DATA_DIR", help="folder with one subfolder per class (or train/ and val/)")
+    f.add_argument("--output", "-o", required=True, metavar="MODEL_DIR",
+                   help="model folder to write (an earlier model there is replaced only when training succeeds)")
+    f.add_argument("--model", help="base model: variant name (arch or arch.tag) or a saved-model folder")
+    f.add_argument("--weights", help="weights file for the base model")
+    f.add_argument("--mode", choices=("quick", "deep"), default="quick",
+                   help="quick: new head on cached frozen features (default); deep: also train the last stage")
+    f.add_argument("--epochs", type=int, help="maximum epochs (default 50 quick, 5 deep)")
+    f.add_argument("--val-split", type=float, default=0.2,
+                   help="validation fraction per class when DATA_DIR has no val/ (default 0.2)")
+    f.add_argument("--batch-size", type=int, default=32, help="images per step (default 32)")
+    f.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    f.add_argument("--input-size", type=int, help="train and save at this square input size (default: the model's)")
+    f.add_argument("--device", choices=DEVICES, default="auto")
+    f.add_argument("--workers", type=int, default=0, help="image decoding processes in deep mode (default 0)")
+    f.add_argument("--seed", type=int, default=0, help="seed of the split, shuffling and augmentation (default 0)")
+    f.add_argument("--resume", action="store_true", help="deep mode: continue a cancelled run from its last epoch")
+    f.add_argument("--no-cache", action="store_true", help="quick mode: do not read or write the feature cache")
+    f.add_argument("--offline", action="store_true", help="never try to download weights")
+    f.add_argument("--json", metavar="FILE", help="also write the full report as JSON to FILE")
+    return f
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the finetune command; 0 saved, 2 bad usage or failure, 130 cancelled."""
+    from .finetune import FinetuneCancelled, FinetuneConfig, check_output_dir, finetune
+
+    if args.epochs is not None and args.epochs < 1:
+        raise SqueezeLensError("--epochs must be at least 1")
+    if args.batch_size < 1:
+        raise SqueezeLensError("--batch-size must be at least 1")
+    if not 0.0 < args.val_split < 1.0:
+        raise SqueezeLensError("--val-split must be between 0 and 1, e.g. 0.2")
+    check_output_dir(args.output, args.data_dir)  # before any minutes of work
+    if args.json is not None:
+        from pathlib import Path
+
+        parent = Path(args.json).resolve().parent
+        if not parent.is_dir() or Path(args.json).is_dir():
+            raise SqueezeLensError(f"--json {args.json}: folder {parent} does not exist, or the name is a folder")
+    config = FinetuneConfig(
+        data_dir=args.data_dir, output_dir=args.output, model=args.model, weights=args.weights, mode=args.mode,
+        epochs=args.epochs, val_split=args.val_split, batch_size=args.batch_size, lr=args.lr,
+        input_size=args.input_size, device=args.device, seed=args.seed, num_workers=args.workers,
+        resume=args.resume, allow_download=not args.offline, use_cache=not args.no_cache,
+    )
+    cancel = threading.Event()
+    printer = ProgressPrinter(sys.stderr)
+    restore = _install_sigint(cancel, printer)
+    try:
+        result = finetune(config, on_event=printer, cancel=cancel)
+    except FinetuneCancelled as e:
+        printer.end_line()
+        hint = (f"; resume from epoch {e.epochs_done + 1} with --resume" if e.checkpoint is not None else "")
+        print(f"squeezelens: cancelled; {args.output} was not changed{hint}", file=sys.stderr)
+        return EXIT_CANCELLED
+    except KeyboardInterrupt:
+        printer.end_line()
+        print(f"squeezelens: interrupted; {args.output} was not changed", file=sys.stderr)
+        return EXIT_CANCELLED
+    finally:
+        restore()
+        printer.end_line()
+    sys.stdout.write(format_summary(result))
+    sys.stdout.flush()
+    if args.json:
+        _write_json(args.json, result.to_dict())
+    return EXIT_OK
+
+
+def _install_sigint(cancel: threading.Event, printer: ProgressPrinter) -> Any:
+    """First Ctrl+C sets ``cancel``; a second raises KeyboardInterrupt. Returns the undo function."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        printer.end_line()
+        print("squeezelens: cancelling at the next batch (Ctrl+C again to stop now)", file=sys.stderr, flush=True)
+
+    signal.signal(signal.SIGINT, handler)
+    return lambda: signal.signal(signal.SIGINT, previous)
+
+
+class ProgressPrinter:
+    """Turns finetune events into stderr lines: per batch (rewritten in place on a terminal,
+    every few seconds otherwise), per epoch, stages and warnings."""
+
+    def __init__(self, stream: TextIO, tty: bool | None = None) -> None:
+        self.stream = stream
+        self.tty = stream.isatty() if tty is None else tty
+        self._open = False
+        self._last_log = 0.0
+        self._stages: set[str] = set()  # stages whose first batch line was printed (not a terminal)
+
+    def __call__(self, event: Any) -> None:
+        from .finetune import BatchEvent, DownloadEvent, describe_event
+
+        text = describe_event(event)
+        if isinstance(event, (BatchEvent, DownloadEvent)):
+            if self.tty:
+                self.stream.write("\r\033[K" + text)
+                self.stream.flush()
+                self._open = True
+                return
+            stage = getattr(event, "stage", "download")
+            if stage in self._stages and time.monotonic() - self._last_log < LOG_EVERY_S:
+                return
+            self._stages.add(stage)
+        self.end_line()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        self._last_log = time.monotonic()
+
+    def end_line(self) -> None:
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False
+
+
+def format_summary(result: Any) -> str:
+    """The report printed at the end: accuracy, per-class precision/recall, confusion matrix, mistakes."""
+    out = io.StringIO()
+    names = result.class_names
+    best = result.history[result.best_epoch - 1] if result.best_epoch else None
+    out.write(f"saved {result.output_dir} ({result.mode} mode on {result.base_model}, {len(names)} classes, "
+              f"input {result.input_size[-1]} px)\n")
+    if result.untrained_base:
+        out.write("!! the base model had no pretrained weights: this model was trained on random features\n")
+    epochs = f"best epoch {result.best_epoch} of {len(result.history)}"
+    epochs += ", stopped early" if result.stopped_early else ""
+    if best is not None:
+        epochs += f"; train loss {best.train_loss:.4f}, val loss {best.val_loss:.4f}"
+    out.write(f"{epochs}\n")
+    n_val = sum(sum(r) for r in result.confusion)
+    n_ok = sum(result.confusion[i][i] for i in range(len(names)))
+    out.write(f"validation accuracy: {result.val_accuracy:.1%} ({n_ok}/{n_val})\n")
+    if result.mode == "quick":
+        out.write(f"feature cache: {result.cache_hits} reused, {result.cache_misses} extracted\n")
+    out.write("\n")
+
+    w = max(len("class"), *(len(n) for n in names))
+    out.write(f"{'class':<{w}}  precision  recall  val images\n")
+    for m in result.per_class:
+        out.write(f"{m.name:<{w}}  {m.precision:>9.1%}  {m.recall:>6.1%}  {m.support:>10}\n")
+
+    out.write("\nconfusion matrix (rows: true class, columns: predicted)\n")
+    short = [n[:10] for n in names]
+    cw = max(4, *(len(s) for s in short))
+    out.write(" " * w + "  " + "  ".join(f"{s:>{cw}}" for s in short) + "\n")
+    for name, row in zip(names, result.confusion):
+        out.write(f"{name:<{w}}  " + "  ".join(f"{v:>{cw}}" for v in row) + "\n")
+
+    wrong = result.misclassified
+    out.write(f"\nmisclassified validation images: {len(wrong)}\n")
+    for p in wrong:
+        out.write(f"  {p.path}  true: {names[p.true_index]}  predicted: {names[p.pred_index]} ({p.confidence:.0%})\n")
+    if result.skipped:
+        out.write(f"\nskipped files: {len(result.skipped)}\n")
+        for s in result.skipped:
+            out.write(f"  {s.path}: {s.reason}\n")
+    if result.warnings:
+        out.write("\nwarnings:\n")
+        for msg in result.warnings:
+            out.write(f"  {msg}\n")
+    return out.getvalue()
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    out = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent if str(out.parent) else ".")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, out)
+    except OSError as e:
+        if "tmp" in locals():
+            Path(tmp).unlink(missing_ok=True)
+        raise SqueezeLensError(f"cannot write {out}: {e.strerror or e}") from e
