@@ -49,16 +49,25 @@ class BatchTableModel(QAbstractTableModel):
         self.sources: list[str] = []
         self.names: list[str] = []  # what the File column shows: the path below the inputs' common folder
         self.preds: list[Any] = []
+        self.done_count = 0  # counted as results arrive: the summary must not rescan 50,000 rows each time
+        self.error_count = 0
 
     def reset(self, sources: list[str]) -> None:
         self.beginResetModel()
         self.sources = list(sources)
         self.names = _relative_names(self.sources)
         self.preds = [None] * len(sources)
+        self.done_count = self.error_count = 0
         self.endResetModel()
 
     def set_prediction(self, row: int, pred: Any) -> None:
         if 0 <= row < len(self.preds):
+            old = self.preds[row]
+            if old is None:
+                self.done_count += 1
+            elif not old.ok:
+                self.error_count -= 1
+            self.error_count += 0 if pred.ok else 1
             self.preds[row] = pred
             self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
@@ -128,6 +137,9 @@ class BatchWindow(QWidget):
         super().__init__(parent, Qt.WindowType.Window)
         self.req = req
         self.running = True
+        self.cancelled = False
+        self._cancelling = False
+        self._copying = False
         self.untrained = False
         self.last_folder = ""
         self._copy_cancel = threading.Event()
@@ -194,24 +206,25 @@ class BatchWindow(QWidget):
     def add(self, row: int, pred: Any) -> None:
         self.untrained = self.untrained or pred.untrained
         self.model.set_prediction(row, pred)
-        self.progress.setValue(len(self.model.done()))
+        self.progress.setValue(self.model.done_count)
         self._update_summary()
 
     def finish(self, cancelled: bool) -> None:
         self.running = False
+        self.cancelled = cancelled
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, max(len(self.model.sources), 1))
-        self.progress.setValue(len(self.model.done()) if cancelled else self.progress.maximum())
+        self.progress.setValue(self.model.done_count if cancelled else self.progress.maximum())
         self._update_summary(cancelled)
-        has_ok = any(p.ok for p in self.model.done())
-        self.export_button.setEnabled(bool(self.model.done()))
-        self.copy_button.setEnabled(has_ok)
+        self.export_button.setEnabled(self.model.done_count > 0)
+        self.copy_button.setEnabled(self.model.done_count > self.model.error_count)
+        if self.isHidden():
+            self.deleteLater()  # closed while running: nothing left to show
 
     def _update_summary(self, cancelled: bool = False) -> None:
-        done = self.model.done()
-        errors = sum(1 for p in done if not p.ok)
+        done, errors = self.model.done_count, self.model.error_count
         total = len(self.model.sources)
-        text = f"{len(done)} of {total} images classified"
+        text = f"{done} of {total} images classified"
         if errors:
             text += f", {errors} could not be read"
         if cancelled:
@@ -219,10 +232,11 @@ class BatchWindow(QWidget):
         if self.untrained:
             text += " - UNTRAINED model: results are random"
         self.summary.setText(text)
-        self.setWindowTitle(f"SqueezeLens - {len(done)}/{total} classified")
+        self.setWindowTitle(f"SqueezeLens - {done}/{total} classified")
 
     def cancel(self) -> None:
-        if self.running:
+        if self.running and not self._cancelling:
+            self._cancelling = True
             self.cancelRequested.emit(self.req)
             self.summary.setText(self.summary.text() + " - cancelling...")
         self._copy_cancel.set()
@@ -260,9 +274,16 @@ class BatchWindow(QWidget):
         self.summary.setText(f"Copying {len(items)} images into {folder}...")
 
         def task() -> None:
-            report = copy_into_class_folders(items, folder, progress=self.copyProgress.emit, cancel=self._copy_cancel)
-            self.copyFinished.emit(report)
+            report = CopyReport()
+            try:
+                report = copy_into_class_folders(
+                    items, folder, progress=self.copyProgress.emit, cancel=self._copy_cancel)
+            except Exception as e:  # noqa: BLE001 - the window must get its button back whatever happened
+                report.failed.append(f"{folder}: {type(e).__name__}: {e}")
+            finally:
+                self.copyFinished.emit(report)
 
+        self._copying = True
         self._pool.start(task)
 
     def copy_dialog(self) -> None:
@@ -274,7 +295,10 @@ class BatchWindow(QWidget):
         self.progress.setValue(done)
 
     def _on_copy_finished(self, report: CopyReport) -> None:
+        self._copying = False
         self.copy_button.setEnabled(True)
+        if self.isHidden():
+            self.deleteLater()
         classes = len({dst.parent for _, dst in report.copied})
         text = f"Copied {len(report.copied)} images into {classes} class folders"
         if report.failed:
@@ -288,6 +312,8 @@ class BatchWindow(QWidget):
         return self._pool.waitForDone(msecs)
 
     def closeEvent(self, event: Any) -> None:
+        """Closing cancels; the window is freed now if idle, else when its batch or copy has stopped."""
         self.cancel()
-        self.wait_for_copies()
         super().closeEvent(event)
+        if not self.running and not self._copying:
+            self.deleteLater()

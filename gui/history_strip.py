@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
@@ -20,7 +20,8 @@ class HistoryEntry:
     source: str | QImage  # a path, or the image data itself (paste, drop)
     image: QImage  # the display image
     prediction: Any = None  # core Prediction once it arrives
-    model_ready: bool = False
+    thumb: QImage = field(default_factory=QImage)  # set when it enters the history
+    pixels_dropped: bool = False  # old pasted data: only the thumbnail and the result are kept
 
 
 class HistoryStrip(QListWidget):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, QSize, Qt, QThreadPool, Signal
-from PySide6.QtGui import QImage, QImageReader
+from PySide6.QtGui import QColor, QImage, QImageReader
 
 #: Longest side decoded for display: sharp on a 4K screen, and JPEGs decode at reduced scale.
 DISPLAY_MAX_SIDE = 2560
@@ -27,6 +27,13 @@ def thumbnail(image: QImage, side: int = THUMB_SIDE) -> QImage:
     return image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
 
 
+def placeholder_thumbnail(side: int = THUMB_SIDE) -> QImage:
+    """A neutral square for images Qt cannot preview (core may still classify them)."""
+    image = QImage(side, side, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(QColor(128, 128, 128, 90))
+    return image
+
+
 class ImageLoader(QObject):
     """Loads display images and thumbnails in a small private thread pool; answers by token."""
 
@@ -45,6 +52,18 @@ class ImageLoader(QObject):
                 self.loaded.emit(token, image, thumbnail(image))
             except OSError as e:
                 self.failed.emit(token, str(e))
+
+        self._pool.start(task)
+
+    def load_image(self, token: int, image: QImage) -> None:
+        """Image data (paste, drop): scaled to display size and thumbnailed off the GUI thread."""
+
+        def task() -> None:
+            side = max(image.width(), image.height())
+            shown = image if side <= DISPLAY_MAX_SIDE else image.scaled(
+                DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE, Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation)
+            self.loaded.emit(token, shown, thumbnail(shown))
 
         self._pool.start(task)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from .about import show_about
 from .batch_window import BatchWindow
 from .drop_input import DropContent, can_accept, classify_path, read_mime
 from .history_strip import HistoryEntry, HistoryStrip
-from .image_loader import ImageLoader, thumbnail
+from .image_loader import ImageLoader, placeholder_thumbnail
 from .image_view import ImageView
 from .model_picker import ModelPicker
 from .results_panel import ResultsPanel
@@ -46,6 +47,8 @@ from .startup_probe import StartupProbe
 from .worker import InferenceClient, ModelSpec, ModelState
 
 APP_TITLE = "SqueezeLens"
+CLOSE_WAIT_S = 1.8  # the most closing the window waits for running work
+KEEP_PASTED_IMAGES = 8  # pasted/dropped image data kept at display size in the history
 NOTICE_MS = 8000
 DEVICES = (("Auto", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda"), ("Apple GPU (MPS)", "mps"))
 
@@ -243,23 +246,47 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str) -> None:
         entry = HistoryEntry(title=Path(path).name, source=path, image=QImage())
-        token = next(self._tokens)
-        self._loading[token] = entry
-        self.loader.load(token, path)
+        self._load_display(entry)
         self.settings.last_folder = str(Path(path).parent)
         self._show_new(entry)
 
     def open_image_data(self, image: QImage, title: str) -> None:
         image = image.copy()  # ours now: the clipboard or drag source may reuse its buffer
-        entry = HistoryEntry(title=title, source=image, image=image)
-        self.history.add(entry, thumbnail(image))
+        entry = HistoryEntry(title=title, source=image, image=QImage())
+        self._load_display(entry)  # scaled for display off the GUI thread (a pasted image can be huge)
         self._show_new(entry)
 
+    def _load_display(self, entry: HistoryEntry) -> None:
+        token = next(self._tokens)
+        self._loading[token] = entry
+        if isinstance(entry.source, QImage):
+            self.loader.load_image(token, entry.source)
+        else:
+            self.loader.load(token, entry.source)
+
     def _show_new(self, entry: HistoryEntry) -> None:
-        self.current = entry
-        self.view.set_image(entry.image)
+        self._set_current(entry)
         self.view.set_hint("Loading...")
         self._classify(entry)
+
+    def _set_current(self, entry: HistoryEntry) -> None:
+        """Show ``entry``'s image; other entries keep only their thumbnails (a long session stays small).
+
+        Display images of files are decoded again when their entry is clicked; pasted image data keeps
+        its display image in the newest few entries only, since it has no file to come back to.
+        """
+        self.current = entry
+        self.view.set_image(entry.image)
+        kept_data = 0
+        for other in self.history.entries():
+            if other is entry or other.image.isNull():
+                continue
+            if isinstance(other.source, QImage):
+                kept_data += 1
+                if kept_data <= KEEP_PASTED_IMAGES:
+                    continue
+                other.source, other.pixels_dropped = other.thumb, True  # the thumbnail is what is left
+            other.image = QImage()
 
     def _classify(self, entry: HistoryEntry) -> None:
         entry.prediction = None
@@ -275,6 +302,7 @@ class MainWindow(QMainWindow):
         window.untrained = bool(self.client.model and self.client.model.untrained)
         window.cancelRequested.connect(self.client.cancel_batch)
         window.openImage.connect(self.open_path)
+        window.destroyed.connect(lambda _obj=None, r=req: self._forget_batch(r))
         self.batches[req] = window
         window.show()
         if paths:
@@ -388,7 +416,7 @@ class MainWindow(QMainWindow):
         if state.notice:
             self.show_notice(state.notice)
         if self.current is not None and self.current.prediction is None and not self._pending:
-            self._classify(self.current)
+            self._classify(self.current)  # its request failed or was dropped before this model was ready
         if not self._catalogue_requested:
             self._catalogue_requested = True
             self.client.request_catalogue()
@@ -438,14 +466,21 @@ class MainWindow(QMainWindow):
         entry = self._loading.pop(token, None)
         if entry is None:
             return
-        entry.image = image
-        self.history.add(entry, thumb)
+        if entry.thumb.isNull():  # first time: into the history
+            entry.thumb = thumb
+            self.history.add(entry, thumb)
         if entry is self.current:
+            entry.image = image
             self.view.set_image(image)
 
     def _on_image_failed(self, token: int, message: str) -> None:
         entry = self._loading.pop(token, None)
-        if entry is not None and entry is self.current:
+        if entry is None:
+            return
+        if entry.thumb.isNull():  # Qt cannot show it, but core may still classify it: list it anyway
+            entry.thumb = placeholder_thumbnail()
+            self.history.add(entry, entry.thumb)
+        if entry is self.current:
             self.view.set_hint(f"No preview: {message}")
 
     def _on_result(self, req: int, pred: Any) -> None:
@@ -459,14 +494,21 @@ class MainWindow(QMainWindow):
             self.probe.mark("first_result")
 
     def show_entry(self, entry: HistoryEntry) -> None:
-        """Show a history entry again; one whose result never arrived is classified now."""
-        self.current = entry
-        self.view.set_image(entry.image)
-        if entry.prediction is None:
+        """Show a history entry again: its stored result if the current model and top-k made it, else a new one."""
+        if entry.image.isNull():
+            if isinstance(entry.source, QImage):
+                entry.image = entry.source
+            else:
+                self._load_display(entry)
+        self._set_current(entry)
+        pred = entry.prediction
+        state = self.model_state
+        stale = pred is None or (state is not None and pred.ok and not entry.pixels_dropped and (
+            pred.model != state.name or len(pred.top) != min(self.top_k.value(), state.num_classes)))
+        if stale:
             self._classify(entry)
         else:
-            self.results.show_prediction(entry.title, entry.prediction,
-                                         self.model_state.device_label if self.model_state else "")
+            self.results.show_prediction(entry.title, pred, state.device_label if state else "")
 
     def _on_batch_started(self, req: int, sources: list[str]) -> None:
         if req in self.batches:
@@ -481,10 +523,18 @@ class MainWindow(QMainWindow):
         if window is not None:
             window.finish(cancelled)
 
+    def _forget_batch(self, req: int) -> None:
+        self.batches.pop(req, None)
+
     def _on_job_failed(self, req: int, message: str) -> None:
-        self.show_notice(f"Something went wrong: {message}")
-        if req in self._pending and self.current is self._pending[req]:
-            self.results.show_message(f"Could not classify this image: {message}", self.current.title)
+        entry = self._pending.pop(req, None)
+        if entry is None:
+            if req in self.batches:
+                self.batches[req].summary.setText(f"Stopped: {message}")
+            return
+        # no model yet (it failed to load): _on_model_ready classifies the image again
+        if entry is self.current:
+            self.results.show_message(f"Could not classify this image: {message}", entry.title)
 
     # -- window -------------------------------------------------------------------------------------
     def show_notice(self, text: str) -> None:
@@ -507,14 +557,24 @@ class MainWindow(QMainWindow):
         return super().eventFilter(obj, event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        """Save settings, cancel all work, and wait for it under one deadline (the app exits within 2 s)."""
         self.settings.geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
         self.settings.sync()
-        for window in list(self.batches.values()):
-            window.close()
-        self.client.shutdown(1800)
-        self.loader.wait(200)
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        windows = list(self.batches.values())
+        for window in windows:
+            window.cancel()
+            window.hide()
+        self.client.shutdown(_ms_left(deadline))
+        self.loader.wait(_ms_left(deadline))
+        for window in windows:
+            window.wait_for_copies(_ms_left(deadline))
         event.accept()
+
+
+def _ms_left(deadline: float) -> int:
+    return max(0, int((deadline - time.monotonic()) * 1000))
 
 
 def _content_for(paths: list[str]) -> DropContent:

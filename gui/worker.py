@@ -24,8 +24,8 @@ from squeezelens.core.errors import DownloadCancelled, SqueezeLensError
 
 from .qimage_convert import qimage_to_pil
 
-#: Inputs per forward pass in batch jobs: small, so a cancel or a model switch waits at most one chunk.
-BATCH_CHUNK = 4
+#: Inputs per forward pass in batch jobs: small, so a cancel or a model switch waits at most one batch.
+BATCH_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,9 @@ class InferenceWorker(QThread):
                 if job.kind == "batch":
                     self.batchFinished.emit(job.req, True)
                 continue  # superseded before it started
+            if job.kind == "catalogue" and not self._jobs.empty():
+                self._jobs.put(job)  # the picker's list can wait; the user's images come first
+                continue
             try:
                 getattr(self, f"_do_{job.kind}")(job)
             except Exception as e:  # noqa: BLE001 - one bad job must not kill the worker
@@ -155,13 +158,19 @@ class InferenceWorker(QThread):
                 clf = self._loader(spec, progress, job.cancel)
             except DownloadCancelled:
                 if job.req < self.latest["load"]:
-                    return  # cancelled because another model was chosen
+                    return  # cancelled because another model was chosen, or the app is closing
                 notice = "Download cancelled: running without weights (untrained)."
                 spec = ModelSpec(spec.name, spec.weights, spec.device, spec.backend, allow_download=False)
                 clf = self._loader(spec, progress, threading.Event())
         except SqueezeLensError as e:
             self.modelFailed.emit(job.req, str(e))
             return
+        except Exception as e:  # noqa: BLE001 - CUDA init/out of memory, a damaged file...: say it, keep going
+            traceback.print_exc()
+            self.modelFailed.emit(job.req, f"{type(e).__name__}: {e}")
+            return
+        if job.req < self.latest["load"]:
+            return  # another model was chosen meanwhile: keep the one the window describes
         self._clf = clf
         self.modelReady.emit(job.req, _describe(clf, time.perf_counter() - t0, notice))
 
@@ -189,7 +198,6 @@ class InferenceWorker(QThread):
         self.resultReady.emit(job.req, pred)
 
     def _do_batch(self, job: _Job) -> None:
-        from squeezelens.core.engine import Prediction
         from squeezelens.core.images import expand_inputs
 
         paths, top_k = job.payload
@@ -199,15 +207,14 @@ class InferenceWorker(QThread):
             self.jobFailed.emit(job.req, "no model is loaded")
             self.batchFinished.emit(job.req, True)
             return
-        for start in range(0, len(inputs), BATCH_CHUNK):
-            if job.cancel.is_set():
-                self.batchFinished.emit(job.req, True)
-                return
-            chunk = inputs[start:start + BATCH_CHUNK]
-            for i, pred in enumerate(self._clf.classify(chunk, top_k=top_k, batch_size=len(chunk))):
-                if not isinstance(pred, Prediction):
-                    continue
-                self.batchItem.emit(job.req, start + i, pred)
+        # decoding overlaps inference in core's pipeline; results come back here in input order
+        self._clf.classify(
+            inputs, top_k=top_k, batch_size=BATCH_SIZE, cancel=job.cancel,
+            on_result=lambda i, pred: self.batchItem.emit(job.req, i, pred),
+        )
+        if job.cancel.is_set():
+            self.batchFinished.emit(job.req, True)
+            return
         self.batchFinished.emit(job.req, False)
 
 
@@ -304,11 +311,13 @@ class InferenceClient(QObject):
 
     def shutdown(self, timeout_ms: int = 1800) -> bool:
         """Cancel everything, stop the worker and wait for it (bounded); True when it stopped."""
+        # first mark everything superseded (so a cancelled download is not retried untrained), then cancel
+        self._worker.latest["classify"] = 1 << 62
+        self._worker.latest["load"] = 1 << 62
         if self._load_job is not None:
             self._load_job.cancel.set()
         for job in self._batches.values():
             job.cancel.set()
-        self._worker.latest["classify"] = 1 << 62  # skip queued single images
         self._worker.post(_Job("stop", next(self._ids)))
         return self._worker.wait(timeout_ms)
 

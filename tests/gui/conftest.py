@@ -41,7 +41,7 @@ def _dangling_qthreads(monkeypatch: pytest.MonkeyPatch, qtbot: Any) -> Iterator[
     if dangling:
         raise AssertionError(f"{len(dangling)} QThread(s) still running after the test; started at:\n"
                              + "\n".join(dangling))
-    if QThreadPool.globalInstance().activeThreadCount():
+    if QThreadPool.globalInstance().activeThreadCount():  # nothing of ours should use it; guard anyway
         raise AssertionError("the global QThreadPool still has work running after the test")
 
 
@@ -77,10 +77,34 @@ class SlowClassifier:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._clf, name)
 
-    def classify(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+    def classify(self, inputs: Any, *args: Any, on_result: Any = None, **kwargs: Any) -> Any:
         self.calls += 1
-        time.sleep(self.delay * len(inputs))
-        return self._clf.classify(inputs, *args, **kwargs)
+        if on_result is None:
+            time.sleep(self.delay * len(inputs))
+            return self._clf.classify(inputs, *args, **kwargs)
+
+        def slow(i: int, pred: Any) -> None:
+            time.sleep(self.delay)
+            on_result(i, pred)
+
+        return self._clf.classify(inputs, *args, on_result=slow, **kwargs)
+
+
+class Renamed:
+    """A classifier that answers under another model name (to tell two loaded models apart)."""
+
+    def __init__(self, clf: Any, name: str) -> None:
+        self._clf = clf
+        self.name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._clf, attr)
+
+    def classify(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        preds = self._clf.classify(inputs, *args, **kwargs)
+        for p in preds:
+            p.model = self.name
+        return preds
 
 
 def fixed_loader(clf: Any) -> Callable[..., Any]:
@@ -115,6 +139,10 @@ def make_window(qtbot: Any, classifier: Any) -> Iterator[Callable[..., Any]]:
     yield make
     for window in windows:
         window.close()
+        # the private pools (display decoding, copies) must be idle too, not only the worker
+        assert window.loader._pool.activeThreadCount() == 0, "display decoding still running after close"
+        for batch in window.batches.values():
+            assert batch._pool.activeThreadCount() == 0, "a copy to class folders still running after close"
 
 
 @pytest.fixture(scope="session")

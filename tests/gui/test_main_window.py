@@ -13,7 +13,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from .conftest import SlowClassifier, fixed_loader
+from .conftest import Renamed, SlowClassifier, fixed_loader
 
 WAIT_MS = 20_000
 
@@ -22,7 +22,7 @@ def drop(window: Any, mime: QMimeData) -> bool:
     """Send a real drag-enter then drop of ``mime`` to the window; returns whether the enter was accepted."""
     pos = QPointF(window.view.mapTo(window, QPoint(10, 10)))
     actions = Qt.DropAction.CopyAction
-    enter = QDragEnterEvent(pos, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(pos.toPoint(), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, enter)
     if not enter.isAccepted():
         return False
@@ -328,7 +328,9 @@ def test_failed_model_load_keeps_the_previous_model(
     assert wait_result(qtbot, window).ok  # the old model still answers
 
 
-def test_unloadable_saved_choice_falls_back_to_the_default(qtbot: Any, make_window: Any, classifier: Any) -> None:
+def test_unloadable_saved_choice_falls_back_to_the_default(
+    qtbot: Any, make_window: Any, classifier: Any, photo_dir: Path
+) -> None:
     from squeezelens.core.errors import SqueezeLensError
     from squeezelens.gui.settings import AppSettings
 
@@ -342,17 +344,20 @@ def test_unloadable_saved_choice_falls_back_to_the_default(qtbot: Any, make_wind
             raise SqueezeLensError("no such model folder: /gone/my-model")
         return classifier
 
-    window = make_window(loader=loader)
+    window = make_window(loader=loader, images=[str(photo_dir / "chelsea.jpg")])
     qtbot.waitUntil(lambda: window.model_state is not None, timeout=WAIT_MS)
     assert tried == [("/gone/my-model", "cuda"), (None, "auto")]
     assert "Loading the default model instead" in window.notice.text()
     assert AppSettings().model == "" and AppSettings().device == "auto"
+    # the image from the command line, refused while there was no model, is classified by the default one
+    pred = wait_result(qtbot, window)
+    assert pred.ok and pred.source.endswith("chelsea.jpg")
 
 
 def test_close_during_inference_is_clean_and_quick(
     qtbot: Any, make_window: Any, classifier: Any, many_images: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    window = make_window(loader=fixed_loader(SlowClassifier(classifier, 0.2)))
+    window = make_window(loader=fixed_loader(SlowClassifier(classifier, 0.1)))
     window.open_batch([str(many_images)])
     batch = next(iter(window.batches.values()))
     qtbot.waitUntil(lambda: len(batch.model.done()) >= 1, timeout=WAIT_MS)
@@ -401,10 +406,12 @@ def test_gui_stays_responsive_while_the_worker_classifies(
     batch_done = []
     window.client.batchFinished.connect(lambda req, cancelled: batch_done.append(req))
     photos = sorted(str(p) for p in photo_dir.iterdir())
-    window.open_batch(photos * 16 + [str(many_images)])
+    window.open_batch(photos * 200 + [str(many_images)])
     qtbot.waitUntil(lambda: any(w.model.done() for w in window.batches.values()), timeout=WAIT_MS)
     gaps = watch_gaps(qtbot, seconds=3.0)
     assert not batch_done, "the batch finished before the measurement ended: make it longer"
+    for w in window.batches.values():
+        w.cancel()
     assert len(gaps) > 100
     assert max(gaps) < 0.1, f"longest GUI-thread gap {max(gaps) * 1000:.0f} ms"
 
@@ -438,3 +445,106 @@ def test_download_progress_and_cancel(qtbot: Any, make_window: Any, untrained_cl
     assert not window.download_bar.isVisible()
     assert "Download cancelled" in window.notice.text()
     assert window.results.banner.isVisible()
+
+
+def test_unexpected_load_error_is_reported_and_the_old_model_kept(
+    qtbot: Any, make_window: Any, classifier: Any
+) -> None:
+    def loader(spec: Any, progress: Any, cancel: Any) -> Any:
+        if spec.name == "gpu-hungry":
+            raise RuntimeError("CUDA out of memory")
+        return classifier
+
+    window = make_window(loader=loader)
+    qtbot.waitUntil(lambda: window.model_state is not None, timeout=WAIT_MS)
+    window.choose_model("gpu-hungry")
+    qtbot.waitUntil(lambda: window.model_state is not None and "RuntimeError" in window.notice.text(),
+                    timeout=WAIT_MS)
+    assert "CUDA out of memory" in window.notice.text()
+    assert "Loading" not in window.status_label.text()
+    assert window.model_state.name == classifier.name
+
+
+def test_superseded_load_does_not_replace_the_model(
+    qtbot: Any, make_window: Any, classifier: Any, photo_dir: Path
+) -> None:
+    """Pick A (slow to load), then a broken model: the window and the results both stay on the first model."""
+    from squeezelens.core.errors import ModelNotFoundError
+
+    def loader(spec: Any, progress: Any, cancel: Any) -> Any:
+        if spec.name == "model-a":
+            time.sleep(0.5)
+            return Renamed(classifier, "model-a")
+        if spec.name == "nope":
+            raise ModelNotFoundError("unknown model 'nope'")
+        return classifier
+
+    window = make_window(loader=loader)
+    qtbot.waitUntil(lambda: window.model_state is not None, timeout=WAIT_MS)
+    window.choose_model("model-a")
+    window.choose_model("nope")
+    qtbot.waitUntil(lambda: "nope" in window.notice.text(), timeout=WAIT_MS)
+    assert window.model_state.name == classifier.name
+    window.open_path(str(photo_dir / "chelsea.jpg"))
+    assert wait_result(qtbot, window).model == classifier.name
+
+
+def test_close_during_download_does_not_build_an_untrained_model(qtbot: Any, make_window: Any) -> None:
+    from squeezelens.core.errors import DownloadCancelled
+
+    calls = []
+
+    def downloading(spec: Any, progress: Any, cancel: Any) -> Any:
+        calls.append(spec.allow_download)
+        while not cancel.wait(0.05):
+            progress(1, 10)
+        if not spec.allow_download:
+            raise AssertionError("not reached")
+        raise DownloadCancelled("download cancelled")
+
+    window = make_window(loader=downloading)
+    qtbot.waitUntil(lambda: window.download_bar.isVisible(), timeout=WAIT_MS)
+    t0 = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - t0 < 1.0
+    assert not window.client.running
+    assert calls == [True]
+
+
+def test_closed_batch_windows_are_freed(qtbot: Any, make_window: Any, photo_dir: Path) -> None:
+    window = make_window()
+    window.open_batch([str(photo_dir)])
+    batch = next(iter(window.batches.values()))
+    qtbot.waitUntil(lambda: not batch.running, timeout=WAIT_MS)
+    batch.close()
+    qtbot.waitUntil(lambda: not window.batches, timeout=5000)
+
+
+def test_history_result_from_another_top_k_is_refreshed(qtbot: Any, make_window: Any, photo_dir: Path) -> None:
+    window = make_window()
+    window.open_path(str(photo_dir / "chelsea.jpg"))
+    wait_result(qtbot, window)
+    qtbot.waitUntil(lambda: window.history.count() == 1, timeout=WAIT_MS)
+    chelsea = window.history.entries()[0]
+    window.open_path(str(photo_dir / "rocket.png"))
+    qtbot.waitUntil(lambda: window.current.title == "rocket.png" and window.current.prediction is not None,
+                    timeout=WAIT_MS)
+    window.top_k.setValue(2)
+    qtbot.waitUntil(lambda: len(window.current.prediction.top if window.current.prediction else []) == 2,
+                    timeout=WAIT_MS)
+    assert len(chelsea.prediction.top) == 5
+    window.show_entry(chelsea)
+    qtbot.waitUntil(lambda: chelsea.prediction is not None and len(chelsea.prediction.top) == 2, timeout=WAIT_MS)
+    assert len(shown_rows(window)) == 2
+    qtbot.waitUntil(lambda: not window.view.image.isNull(), timeout=WAIT_MS)  # decoded again on demand
+
+
+def test_only_the_current_file_image_stays_decoded(qtbot: Any, make_window: Any, photo_dir: Path) -> None:
+    window = make_window()
+    for name in ("chelsea.jpg", "rocket.png", "astronaut.jpg"):
+        window.open_path(str(photo_dir / name))
+        qtbot.waitUntil(lambda n=name: window.current.title == n and not window.view.image.isNull(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.history.count() == 3, timeout=WAIT_MS)
+    kept = [e.title for e in window.history.entries() if not e.image.isNull()]
+    assert kept == ["astronaut.jpg"]
+    assert all(not e.thumb.isNull() for e in window.history.entries())

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,4 +58,23 @@ def test_no_display_is_a_clear_error_not_an_abort(tmp_path: Path) -> None:
         pytest.skip("the check is for Linux")
     assert out.returncode == 2
     assert "no display found" in out.stderr and "squeezelens classify" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_closing_while_torch_imports_exits_quickly_and_quietly(tmp_path: Path, photo_dir: Path) -> None:
+    """Close the window the moment it shows, while the worker is still importing torch."""
+    probe = tmp_path / "probe.jsonl"
+    env = dict(
+        os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"),
+        SQUEEZELENS_STARTUP_PROBE=str(probe), SQUEEZELENS_STARTUP_PROBE_QUIT="window_shown",
+    )
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(photo_dir / "chelsea.jpg")], env=env,
+                         capture_output=True, text=True, timeout=120)
+    exited = time.time()
+    marks = {e["event"]: e["t"] for e in map(json.loads, probe.read_text().splitlines())}
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "first_result" not in marks  # it really closed before the model was ready
+    assert exited - marks["window_shown"] < 2.5  # 2 s promised, plus interpreter teardown
+    assert "QThread: Destroyed while thread" not in out.stderr
     assert "Traceback" not in out.stderr
