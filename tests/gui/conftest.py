@@ -60,6 +60,17 @@ def classifier(confident_weights: Path) -> Any:
 
 
 @pytest.fixture(scope="session")
+def onnx_classifier(confident_weights: Path) -> Any:
+    """The same model on ONNX Runtime, the app's default backend on a CPU (exported once per session,
+    into the private cache of the test that first asks for it)."""
+    from squeezelens.core.engine import Classifier
+
+    clf = Classifier.load(ARCH, weights=confident_weights, device="cpu", backend="onnxruntime")
+    assert clf.backend == "onnxruntime", clf.backend_note
+    return clf
+
+
+@pytest.fixture(scope="session")
 def untrained_classifier() -> Any:
     from squeezelens.core.engine import Classifier
 
