@@ -67,6 +67,7 @@ class HistoryStrip(QListWidget):
         item.setData(Qt.ItemDataRole.UserRole, entry)
         item.setToolTip(entry.title)
         self.insertItem(0, item)
+        self.show()
         while self.count() > MAX_ENTRIES:
             self.takeItem(self.count() - 1)
         return item

@@ -110,6 +110,9 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
         splitter.setChildrenCollapsible(False)
+        splitter.setSizes([600, 400])  # the bars get room before there is anything to show
+        self.results.setMinimumWidth(320)
+        self.history.hide()  # shown with its first entry
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(8, 8, 8, 8)

@@ -37,6 +37,7 @@ class ResultsPanel(QWidget):
         self.state = QLabel()
         self.state.setWordWrap(True)
         self.timing = QLabel()
+        self.timing.setWordWrap(True)
         self.timing.setEnabled(False)  # the palette's muted text colour
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 12, 12, 12)
