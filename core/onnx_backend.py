@@ -310,6 +310,7 @@ def export_graph(model: Any, key: str, meta: dict[str, Any], *, copy_model: bool
     input_size = meta["data_config"]["input_size"]
     src = copy.deepcopy(model) if copy_model else model
     root = cache_dir("onnx")
+    _remove_stale_scratch(root)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
     try:
         t0 = time.perf_counter()
@@ -337,6 +338,17 @@ def export_graph(model: Any, key: str, meta: dict[str, Any], *, copy_model: bool
     if found is None:
         raise ExportError(f"the exported graph did not land in {graph_dir(key)}")
     return found
+
+
+def _remove_stale_scratch(root: Path, older_than_s: float = 3600) -> None:
+    """Scratch folders of exports that never finished (the app was closed mid-export) older than an hour."""
+    now = time.time()
+    for p in root.glob(".*"):
+        try:
+            if p.is_dir() and now - p.stat().st_mtime > older_than_s:
+                shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            pass
 
 
 # -- the torch-free start ------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from importlib.resources import files
 
 from PySide6.QtCore import QSettings, QTimer
@@ -58,10 +59,18 @@ def run(images: list[str]) -> int:
     window.show()
     window.start(images)
     code = app.exec()
-    if client.running:
-        # The worker is inside something it cannot leave quickly (importing torch, one long forward).
-        # Settings are saved; end the process now rather than keep a closed window's process alive.
+    if client.running or _other_threads_alive():
+        # The worker is inside something it cannot leave quickly (importing torch, one long forward), or
+        # core is still exporting the ONNX graph in the background (written atomically: an export cut off
+        # here is simply redone next time). Settings are saved; end the process now rather than keep a
+        # closed window's process alive.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _other_threads_alive() -> bool:
+    """Non-daemon Python threads that would keep the interpreter waiting at exit."""
+    main = threading.main_thread()
+    return any(t.is_alive() and not t.daemon and t is not main for t in threading.enumerate())

@@ -235,3 +235,19 @@ def test_bad_requests_have_clear_messages() -> None:
         Classifier.load(device="mps", backend="onnxruntime")
     with pytest.raises(ValueError, match="export"):
         Classifier.load(export="later")  # type: ignore[arg-type]
+
+
+def test_scratch_of_an_interrupted_export_is_removed_later(tmp_path: Path) -> None:
+    import os
+    import time
+
+    old, fresh, graph = tmp_path / ".key.old", tmp_path / ".key.new", tmp_path / "key"
+    for d in (old, fresh, graph):
+        d.mkdir()
+    past = time.time() - 2 * 3600
+    os.utime(old, (past, past))
+    os.utime(graph, (past, past))
+    onnx_backend._remove_stale_scratch(tmp_path)
+    assert not old.exists()
+    assert fresh.exists()  # maybe another process exporting right now
+    assert graph.exists()  # finished graphs are not scratch
