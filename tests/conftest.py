@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -16,6 +19,30 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 ARCH = "seresnext26d_32x4d"
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")
+
+
+def _load_helper(filename: str) -> ModuleType:
+    """A helper module of tests/core, loaded by its path: --import-mode=importlib keeps test folders off sys.path."""
+    name = f"squeezelens_tests_{Path(filename).stem}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "core" / filename)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the class is built
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def shapes_module() -> ModuleType:
+    """``tests/core/shapes_dataset.py``: a made-up finetuning dataset of coloured shapes and textures."""
+    return _load_helper("shapes_dataset.py")
+
+
+@pytest.fixture(scope="session")
+def hubserver_module() -> ModuleType:
+    """``tests/core/hubserver.py``: a fake Hugging Face hub on 127.0.0.1."""
+    return _load_helper("hubserver.py")
 
 
 @pytest.fixture(scope="session")

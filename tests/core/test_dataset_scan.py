@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -14,25 +13,14 @@ from squeezelens.core.dataset_scan import DatasetError, scan_dataset
 from squeezelens.core.train_metrics import accuracy, class_metrics, confusion_matrix
 
 
-def _shapes():
-    name = "squeezelens_tests_shapes_dataset"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("shapes_dataset.py"))
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def _png(path: Path, colour: tuple[int, int, int] = (200, 10, 10)) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (16, 16), colour).save(path)
     return path
 
 
-def test_class_folders_split_stratified_and_repeatable(tmp_path: Path) -> None:
-    root = _shapes().make_dataset(tmp_path / "d", per_class=10, size=24)
+def test_class_folders_split_stratified_and_repeatable(shapes_module: ModuleType, tmp_path: Path) -> None:
+    root = shapes_module.make_dataset(tmp_path / "d", per_class=10, size=24)
     (root / "red_circles" / "extra").mkdir()
     _png(root / "red_circles" / "extra" / "nested.png")  # images below a class folder count for it
     scan = scan_dataset(root)
@@ -139,10 +127,10 @@ def test_confusion_matrix_precision_recall() -> None:
         confusion_matrix([0], [0, 1], 2)
 
 
-def test_shapes_are_distinct_images() -> None:
+def test_shapes_are_distinct_images(shapes_module: ModuleType) -> None:
     rng = np.random.default_rng(0)
-    a = np.asarray(_shapes().make_image("red_circles", rng, 32), np.float32)
-    b = np.asarray(_shapes().make_image("red_circles", rng, 32), np.float32)
+    a = np.asarray(shapes_module.make_image("red_circles", rng, 32), np.float32)
+    b = np.asarray(shapes_module.make_image("red_circles", rng, 32), np.float32)
     assert a.shape == (32, 32, 3) and np.abs(a - b).mean() > 1  # random positions, sizes and noise
 
 

@@ -6,13 +6,12 @@ it); the other runs are short. Input size 64 keeps the backbone cheap on two CPU
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -38,17 +37,6 @@ ARCH = "seresnext26d_32x4d"
 SIZE = 64
 
 
-def _shapes():
-    name = "squeezelens_tests_shapes_dataset"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("shapes_dataset.py"))
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @dataclass
 class QuickRun:
     result: ft.FinetuneResult
@@ -60,13 +48,13 @@ class QuickRun:
 
 
 @pytest.fixture(scope="module")
-def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _shapes().make_dataset(tmp_path_factory.mktemp("shapes") / "data", per_class=40, size=64)
+def shapes(shapes_module: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shapes_module.make_dataset(tmp_path_factory.mktemp("shapes") / "data", per_class=40, size=64)
 
 
 @pytest.fixture(scope="module")
-def small_shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _shapes().make_dataset(tmp_path_factory.mktemp("small") / "data", per_class=12, size=64, seed=1)
+def small_shapes(shapes_module: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shapes_module.make_dataset(tmp_path_factory.mktemp("small") / "data", per_class=12, size=64, seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -10,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -18,20 +18,9 @@ from squeezelens.core.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _shapes():
-    name = "squeezelens_tests_shapes_dataset"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("shapes_dataset.py"))
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = _shapes().make_dataset(tmp_path_factory.mktemp("cli") / "data", per_class=10, size=48, seed=2)
+def tiny(shapes_module: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = shapes_module.make_dataset(tmp_path_factory.mktemp("cli") / "data", per_class=10, size=48, seed=2)
     (root / "red_circles" / "broken.png").write_text("not a png")
     return root
 

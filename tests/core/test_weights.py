@@ -8,10 +8,8 @@ unless it says otherwise, an ``HF_ENDPOINT`` on a closed port, so nothing ever l
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import pickle
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,21 +31,6 @@ from squeezelens.core.weights import (
     load_state_dict_file,
     resolve_weights,
 )
-
-
-def _load_hubserver() -> Any:
-    # --import-mode=importlib keeps test folders off sys.path; load the helper by its path.
-    name = "squeezelens_tests_hubserver"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("hubserver.py"))
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while the class is built
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-hubserver = _load_hubserver()
 
 ARCH = "seresnext26d_32x4d"
 REPO = "timm/seresnext26d_32x4d.bt_in1k"
@@ -74,8 +57,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
 
 
 @pytest.fixture(scope="session")
-def _hub_server(served: Served) -> Iterator[Any]:
-    with hubserver.FakeHub() as hub:
+def _hub_server(served: Served, hubserver_module: Any) -> Iterator[Any]:
+    with hubserver_module.FakeHub() as hub:
         hub.add(REPO, WEIGHTS, served.data)
         yield hub
 
