@@ -27,19 +27,28 @@ sys.exit(main())
 """
 
 
-@pytest.mark.slow
-def test_window_before_torch_and_torch_only_in_the_worker(tmp_path: Path, photo_dir: Path) -> None:
-    probe = tmp_path / "probe.jsonl"
+def run_app(tmp_path: Path, image: Path, quit_after: str) -> tuple[subprocess.CompletedProcess, dict, list, float]:
+    """The real app in a fresh process on ``image``, quitting after the probe event ``quit_after``.
+
+    Returns the process, the probe's {event: time}, the torch/timm imports seen, and when it exited.
+    """
+    probe, imports_log = tmp_path / "probe.jsonl", tmp_path / "imports.jsonl"
     env = dict(
         os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"),
-        SQUEEZELENS_STARTUP_PROBE=str(probe), SQUEEZELENS_STARTUP_PROBE_QUIT="first_result",
+        SQUEEZELENS_STARTUP_PROBE=str(probe), SQUEEZELENS_STARTUP_PROBE_QUIT=quit_after,
     )
-    imports_log = tmp_path / "imports.jsonl"
-    out = subprocess.run([sys.executable, "-c", SCRIPT, str(photo_dir / "chelsea.jpg"), str(imports_log)], env=env,
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(image), str(imports_log)], env=env,
                          capture_output=True, text=True, timeout=180)
+    exited = time.time()
     assert out.returncode == 0, out.stderr[-2000:]
-    imports = [json.loads(line) for line in imports_log.read_text().splitlines()]
     marks = {e["event"]: e["t"] for e in map(json.loads, probe.read_text().splitlines())}
+    imports = [json.loads(line) for line in imports_log.read_text().splitlines()] if imports_log.exists() else []
+    return out, marks, imports, exited
+
+
+@pytest.mark.slow
+def test_window_before_torch_and_torch_only_in_the_worker(tmp_path: Path, photo_dir: Path) -> None:
+    out, marks, imports, _ = run_app(tmp_path, photo_dir / "chelsea.jpg", quit_after="first_result")
     assert set(marks) == {"window_shown", "first_result"}
     assert imports, "torch was never imported: no model ran"
     assert not [i for i in imports if i["main_thread"]], "the GUI thread imported torch or timm"
@@ -64,16 +73,7 @@ def test_no_display_is_a_clear_error_not_an_abort(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_closing_while_torch_imports_exits_quickly_and_quietly(tmp_path: Path, photo_dir: Path) -> None:
     """Close the window the moment it shows, while the worker is still importing torch."""
-    probe = tmp_path / "probe.jsonl"
-    env = dict(
-        os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"),
-        SQUEEZELENS_STARTUP_PROBE=str(probe), SQUEEZELENS_STARTUP_PROBE_QUIT="window_shown",
-    )
-    out = subprocess.run([sys.executable, "-c", SCRIPT, str(photo_dir / "chelsea.jpg"), str(tmp_path / "i.jsonl")],
-                         env=env, capture_output=True, text=True, timeout=120)
-    exited = time.time()
-    marks = {e["event"]: e["t"] for e in map(json.loads, probe.read_text().splitlines())}
-    assert out.returncode == 0, out.stderr[-2000:]
+    out, marks, _, exited = run_app(tmp_path, photo_dir / "chelsea.jpg", quit_after="window_shown")
     assert "first_result" not in marks  # it really closed before the model was ready
     assert exited - marks["window_shown"] < 2.5  # 2 s promised, plus interpreter teardown
     assert "QThread: Destroyed while thread" not in out.stderr
