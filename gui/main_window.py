@@ -209,7 +209,6 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         c = self.client
-        c.modelLoading.connect(self._on_model_loading)
         c.downloadProgress.connect(self._on_download_progress)
         c.modelReady.connect(self._on_model_ready)
         c.modelFailed.connect(self._on_model_failed)
@@ -350,11 +349,14 @@ class MainWindow(QMainWindow):
 
     # -- model --------------------------------------------------------------------------------------
     def load_model(self, name: str | None) -> None:
+        """Load ``name`` on the chosen device in the worker; the image on show is classified again with it."""
         self.model_state = None
         self._trying = (name or "", self.settings.device)
         self.client.load_model(ModelSpec(name=name, device=self.settings.device))
         self.status_label.setText(f"Loading {_short_name(name or 'seresnext26d_32x4d')}...")
         self.device_label.setText(self.settings.device.upper() if self.settings.device != "auto" else "")
+        if self.current is not None:
+            self._classify(self.current)  # queued behind the load, so the new model answers
 
     def choose_model(self, name: str) -> None:
         self._model_name = name
@@ -363,16 +365,12 @@ class MainWindow(QMainWindow):
             self.settings.add_recent_model(name)
         self.picker.set_current(name)
         self.load_model(name)
-        if self.current is not None:
-            self._classify(self.current)
 
     def choose_device(self, device: str) -> None:
         if device == self.settings.device:
             return
         self.settings.device = device
         self.load_model(self._model_name or None)
-        if self.current is not None:
-            self._classify(self.current)
 
     def open_model_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(
@@ -384,9 +382,6 @@ class MainWindow(QMainWindow):
             return
         self.picker.set_recent([folder] + [f for f in self.settings.recent_models if f != folder])
         self.choose_model(folder)
-
-    def _on_model_loading(self, name: str) -> None:
-        self.status_label.setText(f"Loading {_short_name(name or 'seresnext26d_32x4d')}...")
 
     def _on_download_progress(self, done: int, total: int | None) -> None:
         self.download_bar.show()
@@ -434,9 +429,7 @@ class MainWindow(QMainWindow):
             self.model_state = self.client.model
             self.status_label.setText(f"Could not load {tried}; still using {_short_name(name or 'the default')}")
             self.show_notice(f"Could not load {tried}: {message}")
-            if self.current is not None and self.current.prediction is None:
-                self._classify(self.current)
-            return
+            return  # the image queued behind the failed load is answered by the model kept
         if self._trying != ("", "auto"):
             self.show_notice(f"Could not load {tried}: {message}. Loading the default model instead.")
             self._set_choice("", "auto")

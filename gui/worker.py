@@ -92,7 +92,6 @@ def default_loader(spec: ModelSpec, progress: Callable[[int, int | None], None],
 class InferenceWorker(QThread):
     """Runs jobs from a queue, in order, skipping those a newer job of the same kind has superseded."""
 
-    modelLoading = Signal(int, str)  # req, name
     downloadProgress = Signal(int, object, object)  # req, done bytes, total bytes or None
     modelReady = Signal(int, object)  # req, ModelState
     modelFailed = Signal(int, str)  # req, message
@@ -142,7 +141,6 @@ class InferenceWorker(QThread):
 
     def _do_load(self, job: _Job) -> None:
         spec: ModelSpec = job.payload
-        self.modelLoading.emit(job.req, spec.name or "")
         t0 = time.perf_counter()
         last = [0.0]
 
@@ -236,7 +234,6 @@ class InferenceClient(QObject):
     dropped here, so a slow result for an image the user has already moved past never shows.
     """
 
-    modelLoading = Signal(str)
     downloadProgress = Signal(object, object)
     modelReady = Signal(object)
     modelFailed = Signal(str)
@@ -256,7 +253,6 @@ class InferenceClient(QObject):
         self.model: ModelState | None = None  # None while a load runs
         self._previous: ModelState | None = None  # what the worker keeps if that load fails
         w = self._worker
-        w.modelLoading.connect(lambda req, name: self._if_latest_load(req) and self.modelLoading.emit(name))
         w.downloadProgress.connect(
             lambda req, done, total: self._if_latest_load(req) and self.downloadProgress.emit(done, total))
         w.modelReady.connect(self._on_model_ready)

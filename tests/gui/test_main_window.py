@@ -316,11 +316,13 @@ def test_failed_model_load_keeps_the_previous_model(
         return classifier
 
     window = make_window(loader=loader)
-    qtbot.waitUntil(lambda: window.model_state is not None, timeout=WAIT_MS)
+    window.open_path(str(photo_dir / "rocket.png"))
+    wait_result(qtbot, window)
     window.choose_model("nope")
     qtbot.waitUntil(lambda: window.notice.isVisible(), timeout=WAIT_MS)
     assert "unknown model 'nope'" in window.notice.text()
     assert no_dialogs()
+    assert wait_result(qtbot, window).model == classifier.name  # the image on show, answered by the kept model
     assert window.picker.current_name() == "seresnext26d_32x4d"
     assert window.settings.model == ""  # the failing choice is not remembered for the next start
     assert window.model_state is not None and window.model_state.name == classifier.name
