@@ -6,7 +6,8 @@ after the first result. The baseline, a plain `python -c "import torch, timm"`, 
 Settings go to a temp folder; the Hugging Face cache is the user's own (empty here: the model is untrained).
 With ``--cold-cache`` every run gets an empty SqueezeLens cache, so no ONNX graph is cached: the first
 result then comes from torch while the graph is exported in the background (a first start); without it
-the graph cached by earlier runs is used and torch is never imported (every later start).
+the graph cached by earlier runs is used and the first result needs no torch (every later start; the
+model picker's catalogue scan imports timm later, in the worker).
 
     python bench/gui_startup.py [--runs 5] [--platform offscreen|xcb] [--image PHOTO] [--cold-cache]
 """

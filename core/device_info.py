@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import os
 
+def device_label(device: str, backend: str = "torch") -> str:
+    """``"CUDA: NVIDIA H100 80GB HBM3"``, ``"Apple GPU (MPS)"`` or ``"CPU (8 threads)"``.
 
-def device_label(device: str) -> str:
-    """``"CUDA: NVIDIA H100 80GB HBM3"``, ``"Apple GPU (MPS)"`` or ``"CPU (8 threads)"``."""
-    import torch
-
+    Only a CUDA device or the torch backend on CPU needs torch to answer: an ONNX Runtime model loaded
+    from a cached graph runs without torch, and naming its device must not import it (seconds at start).
+    """
     if device.startswith("cuda"):
-        index = torch.device(device).index or 0
-        return f"CUDA: {torch.cuda.get_device_name(index)}"
+        import torch
+
+        return f"CUDA: {torch.cuda.get_device_name(torch.device(device).index or 0)}"
     if device == "mps":
         return "Apple GPU (MPS)"
-    threads = torch.get_num_threads() or os.cpu_count() or 1
+    if backend == "onnxruntime":
+        from .onnx_backend import intra_op_threads
+
+        threads = intra_op_threads()
+    else:
+        import torch
+
+        threads = torch.get_num_threads()
     return f"CPU ({threads} thread{'s' if threads != 1 else ''})"

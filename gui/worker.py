@@ -220,10 +220,12 @@ def _describe(clf: Any, load_s: float, notice: str | None) -> ModelState:
     from squeezelens.core.device_info import device_label
 
     loaded = clf.loaded
+    backend = getattr(clf, "backend", "torch")
     return ModelState(
-        name=clf.name, architecture=loaded.architecture, device=clf.device, device_label=device_label(clf.device),
-        backend=getattr(clf, "backend", "torch"), untrained=clf.untrained, untrained_reason=loaded.untrained_reason,
-        license=loaded.license, num_classes=len(clf.labels), load_s=load_s, notice=notice,
+        name=clf.name, architecture=loaded.architecture, device=clf.device,
+        device_label=device_label(clf.device, backend), backend=backend, untrained=clf.untrained,
+        untrained_reason=loaded.untrained_reason, license=loaded.license, num_classes=len(clf.labels),
+        load_s=load_s, notice=notice,
     )
 
 
