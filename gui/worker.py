@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
@@ -158,7 +158,7 @@ class InferenceWorker(QThread):
                 if job.req < self.latest["load"]:
                     return  # cancelled because another model was chosen, or the app is closing
                 notice = "Download cancelled: running without weights (untrained)."
-                spec = ModelSpec(spec.name, spec.weights, spec.device, spec.backend, allow_download=False)
+                spec = replace(spec, allow_download=False)
                 clf = self._loader(spec, progress, threading.Event())
         except SqueezeLensError as e:
             self.modelFailed.emit(job.req, str(e))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -283,7 +284,8 @@ def test_model_switch_mid_inference(
 
     def loader(spec: Any, progress: Any, cancel: Any) -> Any:
         if spec.name == "seresnext26t_32x4d":  # a real load, no weights reachable: untrained
-            return default_loader(spec.__class__(spec.name, None, "cpu", "torch", False), progress, cancel)
+            return default_loader(dataclasses.replace(spec, device="cpu", backend="torch", allow_download=False),
+                                  progress, cancel)
         return slow
 
     window = make_window(loader=loader)
