@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity call
+        return max(1, os.cpu_count() or 1)
+
 
 def device_label(device: str, backend: str = "torch") -> str:
     """``"CUDA: NVIDIA H100 80GB HBM3"``, ``"Apple GPU (MPS)"`` or ``"CPU (8 threads)"``.

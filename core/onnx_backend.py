@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from . import catalogue
+from .device_info import usable_cpus
 from .errors import SqueezeLensError
 from .paths import cache_dir
 from .weights import ProgressFn, WeightsSource, resolve_weights
@@ -149,10 +150,7 @@ def intra_op_threads() -> int:
     ONNX Runtime's own default (0) ran batch 1 at 21 ms against 15.9 ms with 2 threads on this
     project's 2-vCPU machine (docs/PERFORMANCE.md).
     """
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    return usable_cpus()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -9,11 +9,12 @@ however long the list is.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
+
+from .device_info import usable_cpus
 
 T = TypeVar("T")  # an input
 X = TypeVar("X")  # a loaded input, ready for the batch
@@ -25,11 +26,7 @@ BATCHES_AHEAD = 2
 
 def default_workers() -> int:
     """Loader threads: one per CPU this process may use, at most 4 (JPEG decode scales little past it)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, min(4, cpus))
+    return min(4, usable_cpus())
 
 
 class _Skipped:
