@@ -61,6 +61,15 @@ class AppSettings:
         self._s.setValue("last_folder", value)
 
     @property
+    def capture_folder(self) -> str:
+        """Dataset folder the camera saves captures into (``<folder>/<class>/``); the Finetune window offers it."""
+        return self._str("camera/capture_folder")
+
+    @capture_folder.setter
+    def capture_folder(self, value: str) -> None:
+        self._s.setValue("camera/capture_folder", value)
+
+    @property
     def recent_models(self) -> list[str]:
         """Saved-model folders used lately, newest first."""
         value = self._s.value("recent_models", [])
