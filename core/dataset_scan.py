@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,14 @@ VAL_FOLDER_NAMES = ("val", "validation", "valid")
 
 class DatasetError(SqueezeLensError):
     """The folder cannot be used as a finetuning dataset (the message says why and what to do)."""
+
+
+class DatasetTooLarge(DatasetError):
+    """The folder holds more files and folders than the caller's ``max_entries`` (e.g. ``/`` typed by mistake)."""
+
+
+class ScanCancelled(SqueezeLensError):
+    """The caller's ``cancel`` event was set during :func:`scan_dataset`."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,8 @@ def scan_dataset(
     seed: int = DEFAULT_SEED,
     *,
     check_images: bool = True,
+    cancel: threading.Event | None = None,
+    max_entries: int | None = None,
 ) -> DatasetScan:
     """Scan ``root`` for class folders and images, and split off validation images if needed.
 
@@ -123,9 +134,14 @@ def scan_dataset(
             (at least one image per class with two or more images).
         seed: seed of the split, so the same folder always splits the same way.
         check_images: read each file's header and skip those that are not usable images.
+        cancel: when set, the scan stops at the next file with :class:`ScanCancelled`.
+        max_entries: stop with :class:`DatasetTooLarge` after this many files and folders (a preview's
+            bound, so a path such as ``/`` is not walked to the end); None scans everything.
 
     Raises:
         DatasetError: missing folder, bad ``val_split``, or fewer than two classes with images.
+        DatasetTooLarge: more than ``max_entries`` files and folders.
+        ScanCancelled: ``cancel`` was set.
     """
     path = Path(root)
     if not path.exists():
@@ -135,13 +151,14 @@ def scan_dataset(
     if not 0.0 < val_split < 1.0:
         raise DatasetError(f"validation split must be between 0 and 1 (exclusive), not {val_split}")
 
+    budget = _Budget(path, cancel, max_entries)
     val_dir = next((path / n for n in VAL_FOLDER_NAMES if (path / n).is_dir()), None)
     if (path / "train").is_dir() and val_dir is not None:
-        return _scan_train_val(path, path / "train", val_dir, seed, check_images)
+        return _scan_train_val(path, path / "train", val_dir, seed, check_images, budget)
 
     skipped: list[SkippedFile] = []
     notes: list[str] = []
-    per_class = _scan_class_folders(path, skipped, notes, check_images)
+    per_class = _scan_class_folders(path, skipped, notes, check_images, budget)
     names = _usable_classes(path, per_class, notes)
     train: list[Sample] = []
     val: list[Sample] = []
@@ -159,12 +176,14 @@ def scan_dataset(
     return DatasetScan(path, "class_folders", names, train, val, skipped, notes, val_split, seed)
 
 
-def _scan_train_val(root: Path, train_dir: Path, val_dir: Path, seed: int, check: bool) -> DatasetScan:
+def _scan_train_val(
+    root: Path, train_dir: Path, val_dir: Path, seed: int, check: bool, budget: _Budget
+) -> DatasetScan:
     skipped: list[SkippedFile] = []
     notes: list[str] = []
-    per_train = _scan_class_folders(train_dir, skipped, notes, check)
+    per_train = _scan_class_folders(train_dir, skipped, notes, check, budget)
     names = _usable_classes(train_dir, per_train, notes)
-    per_val = _scan_class_folders(val_dir, skipped, notes, check)
+    per_val = _scan_class_folders(val_dir, skipped, notes, check, budget)
     index = {n: i for i, n in enumerate(names)}
     val: list[Sample] = []
     for name, files in per_val.items():
@@ -184,14 +203,34 @@ def _scan_train_val(root: Path, train_dir: Path, val_dir: Path, seed: int, check
     return DatasetScan(root, "train_val", names, train, val, skipped, notes, None, seed)
 
 
+class _Budget:
+    """Counts the files and folders a scan visits against ``max_entries``, and watches ``cancel``."""
+
+    def __init__(self, root: Path, cancel: threading.Event | None, max_entries: int | None) -> None:
+        self.root, self.cancel, self.max_entries = root, cancel, max_entries
+        self.seen = 0
+
+    def tick(self, n: int = 1) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise ScanCancelled(f"{self.root}: scan cancelled")
+        self.seen += n
+        if self.max_entries is not None and self.seen > self.max_entries:
+            raise DatasetTooLarge(
+                f"{self.root}: more than {self.max_entries:,} files and folders; is this the dataset folder? "
+                "(a dataset folder holds one subfolder of images per class)"
+            )
+
+
 def _scan_class_folders(
-    folder: Path, skipped: list[SkippedFile], notes: list[str], check: bool
+    folder: Path, skipped: list[SkippedFile], notes: list[str], check: bool, budget: _Budget | None = None
 ) -> dict[str, list[Path]]:
     """``{class name: sorted usable image paths}`` for each non-hidden subfolder of ``folder``."""
+    budget = budget or _Budget(folder, None, None)
     exts = image_extensions()
     per_class: dict[str, list[Path]] = {}
     loose = 0
     for entry in sorted(os.scandir(folder), key=lambda e: natural_key(e.name)):
+        budget.tick()
         if entry.name.startswith("."):
             continue
         if not entry.is_dir():
@@ -201,7 +240,9 @@ def _scan_class_folders(
         files: list[Path] = []
         for dirpath, dirs, names in os.walk(entry.path):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            budget.tick(len(dirs))
             for name in names:
+                budget.tick()
                 if name.startswith("."):
                     continue
                 p = Path(dirpath) / name

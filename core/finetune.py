@@ -32,7 +32,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .dataset_scan import DEFAULT_SEED, DEFAULT_VAL_SPLIT, DatasetScan, Sample, SkippedFile, scan_dataset
+from .dataset_scan import (
+    DEFAULT_SEED,
+    DEFAULT_VAL_SPLIT,
+    DatasetScan,
+    Sample,
+    ScanCancelled,
+    SkippedFile,
+    scan_dataset,
+)
 from .errors import DownloadCancelled, SqueezeLensError
 from .model_loader import is_saved_model_dir
 from .paths import cache_dir
@@ -314,7 +322,11 @@ def finetune(
 
     run.emit(StageEvent("scan", f"scanning {cfg.data_dir}"))
     t0 = time.perf_counter()
-    scan = scan_dataset(cfg.data_dir, cfg.val_split, cfg.seed)
+    try:
+        scan = scan_dataset(cfg.data_dir, cfg.val_split, cfg.seed, cancel=run.cancel)
+    except ScanCancelled:
+        run.check_cancel()
+        raise
     run.timings["scan"] = time.perf_counter() - t0
     run.skipped.extend(scan.skipped)
     run.emit(ScanEvent(scan))

@@ -37,6 +37,10 @@ class ModelPicker(QComboBox):
         self._catalogue = list(entries)
         self._rebuild()
 
+    def catalogue(self) -> list:
+        """The catalogue entries shown (another picker, e.g. the Finetune window's, can show the same)."""
+        return list(self._catalogue)
+
     def set_recent(self, folders: list[str]) -> None:
         self._recent = list(folders)
         self._rebuild()

@@ -185,6 +185,17 @@ def test_cancel_keeps_the_previous_model(quick: QuickRun, tmp_path: Path, stage:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model", *(["fresh"] if stage == "features" else [])])
 
 
+def test_cancel_during_the_folder_scan_stops_before_the_model_loads(small_shapes: Path, tmp_path: Path) -> None:
+    cancel = threading.Event()
+    cancel.set()  # a scan of a huge folder stops at its next file, not after walking everything
+    stages: list[str] = []
+    with pytest.raises(FinetuneCancelled, match="not changed"):
+        finetune(FinetuneConfig(small_shapes, tmp_path / "m", model=ARCH, device="cpu", allow_download=False),
+                 on_event=lambda e: stages.append(getattr(e, "stage", type(e).__name__)), cancel=cancel)
+    assert stages == ["scan"]  # no ScanEvent, no "load" stage
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.slow
 def test_unreadable_files_are_skipped_and_reported(small_shapes: Path, confident_weights: Path,
                                                    tmp_path: Path) -> None:

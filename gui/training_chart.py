@@ -1,0 +1,83 @@
+"""A training curve (QtCharts): train and validation series over epochs, one point per epoch."""
+
+from __future__ import annotations
+
+from PySide6.QtCharts import QChart, QChartView, QLineSeries, QValueAxis
+from PySide6.QtCore import QMargins, Qt
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import QWidget
+
+TRAIN_COLOUR = QColor(52, 120, 198)
+VAL_COLOUR = QColor(222, 120, 32)
+
+
+class TrainingChart(QChartView):
+    """Two line series (``train``, ``val``) against the epoch; ``percent`` shows 0-100 % on the y axis."""
+
+    def __init__(self, title: str, percent: bool = False, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.percent = percent
+        chart = QChart()
+        chart.setTitle(title)
+        chart.setMargins(QMargins(4, 4, 4, 4))
+        chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
+        chart.setBackgroundRoundness(4)
+        self.train = self._series("train", TRAIN_COLOUR)
+        self.val = self._series("validation", VAL_COLOUR)
+        self.x_axis = QValueAxis()
+        self.x_axis.setLabelFormat("%d")
+        self.x_axis.setTitleText("epoch")
+        self.y_axis = QValueAxis()
+        self.y_axis.setLabelFormat("%.0f %%" if percent else "%.2f")
+        for s in (self.train, self.val):
+            chart.addSeries(s)
+        chart.addAxis(self.x_axis, Qt.AlignmentFlag.AlignBottom)
+        chart.addAxis(self.y_axis, Qt.AlignmentFlag.AlignLeft)
+        for s in (self.train, self.val):
+            s.attachAxis(self.x_axis)
+            s.attachAxis(self.y_axis)
+        self.setChart(chart)
+        self.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self.setMinimumSize(260, 200)
+        self.reset()
+
+    @staticmethod
+    def _series(name: str, colour: QColor) -> QLineSeries:
+        s = QLineSeries()
+        s.setName(name)
+        s.setPen(QPen(colour, 2))
+        s.setPointsVisible(True)
+        return s
+
+    def reset(self, epochs: int = 1) -> None:
+        """No points; the x axis spans ``epochs`` (it grows if more arrive)."""
+        self.train.clear()
+        self.val.clear()
+        self._y_max = 100.0 if self.percent else 1.0
+        self._set_x_max(epochs)
+        self.y_axis.setRange(0, self._y_max)
+
+    def add_point(self, epoch: int, train: float, val: float) -> None:
+        """One epoch's values (accuracies as fractions: shown as percent)."""
+        scale = 100.0 if self.percent else 1.0
+        self.train.append(epoch, train * scale)
+        self.val.append(epoch, val * scale)
+        if epoch > self.x_axis.max():
+            self._set_x_max(epoch)
+        if not self.percent:
+            self._y_max = max(self._y_max, train * 1.05, val * 1.05)
+            self.y_axis.setRange(0, self._y_max)
+            self.y_axis.applyNiceNumbers()  # round ticks (0.25, 0.5, ...) rather than 0.26, 0.53
+
+    def _set_x_max(self, epochs: int) -> None:
+        """x from 0 to ``epochs`` with whole-epoch ticks at a round interval (1, 2, 5, 10, 20, ...)."""
+        epochs = max(1, epochs)
+        step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10**9) if epochs / s <= 10)
+        self.x_axis.setRange(0, epochs)
+        self.x_axis.setTickType(QValueAxis.TickType.TicksDynamic)
+        self.x_axis.setTickAnchor(0)
+        self.x_axis.setTickInterval(step)
+
+    def points(self) -> list[tuple[float, float, float]]:
+        """(epoch, train, val) per point, as plotted."""
+        return [(a.x(), a.y(), b.y()) for a, b in zip(self.train.points(), self.val.points())]
