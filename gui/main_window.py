@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
+    QStackedWidget,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -78,6 +79,7 @@ class MainWindow(QMainWindow):
         self._trying: tuple[str, str] = ("", "auto")  # (model, device) being loaded
         self._good: tuple[str, str] | None = None  # the last (model, device) that loaded
         self._catalogue_requested = False
+        self.finetune_window: Any = None  # FinetuneWindow, imported and built when first opened
 
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
@@ -105,7 +107,10 @@ class MainWindow(QMainWindow):
         self._notice_timer = QTimer(self, singleShot=True, interval=NOTICE_MS, timeout=self.notice.hide)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self.view)
+        self.left = QStackedWidget()  # the image view, or the camera page (built on first use)
+        self.left.addWidget(self.view)
+        self.camera_page: Any = None
+        splitter.addWidget(self.left)
         splitter.addWidget(self.results)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
@@ -168,7 +173,11 @@ class MainWindow(QMainWindow):
         self.act_quit.setMenuRole(QAction.MenuRole.QuitRole)
         self.act_fullscreen = action("&Full Screen", self.toggle_fullscreen, S.FullScreen)
         self.act_fullscreen.setCheckable(True)
+        self.act_camera = action("&Camera", self.set_camera_mode, "Ctrl+K", "Classify live video from a camera")
+        self.act_camera.setCheckable(True)
         self.act_model = action("Choose &Model", lambda: (self.picker.setFocus(), self.picker.showPopup()), "Ctrl+M")
+        self.act_finetune = action("&Finetune...", self.open_finetune, "Ctrl+T",
+                                   "Teach a model your own classes from a folder of images")
         self.act_about = action("&About SqueezeLens", self.show_about)
         self.act_about.setMenuRole(QAction.MenuRole.AboutRole)
 
@@ -180,9 +189,11 @@ class MainWindow(QMainWindow):
         self.menuBar().addMenu("&Edit").addAction(self.act_paste)
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self.act_fullscreen)
+        view_menu.addAction(self.act_camera)
         model_menu = self.menuBar().addMenu("&Model")
         model_menu.addAction(self.act_model)
         model_menu.addAction(self.act_open_model)
+        model_menu.addAction(self.act_finetune)
         device_menu = model_menu.addMenu("&Device")
         self.device_group = QActionGroup(self)
         for text, value in DEVICES:
@@ -200,11 +211,14 @@ class MainWindow(QMainWindow):
         tools.addAction(self.act_open)
         tools.addAction(self.act_open_folder)
         tools.addAction(self.act_paste)
+        tools.addAction(self.act_camera)
         tools.addSeparator()
         tools.addWidget(QLabel(" Model "))
         tools.addWidget(self.picker)
         tools.addWidget(QLabel("  "))
         tools.addWidget(self.top_k)
+        tools.addSeparator()
+        tools.addAction(self.act_finetune)
         self.addToolBar(tools)
 
     def _connect(self) -> None:
@@ -236,6 +250,8 @@ class MainWindow(QMainWindow):
     # -- input --------------------------------------------------------------------------------------
     def handle_content(self, content: DropContent) -> None:
         """Route a drop, paste or command line: one image to the main view, several or a folder to a batch."""
+        if self.act_camera.isChecked() and (content.image is not None or (content.paths and not content.is_batch)):
+            self.set_camera_mode(False)  # an image to look at: back from the camera to the image view
         if content.rejected:
             more = f" (and {len(content.rejected) - 1} more)" if len(content.rejected) > 1 else ""
             self.show_notice(content.rejected[0] + more)
@@ -356,7 +372,7 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"Loading {_short_name(name or 'seresnext26d_32x4d')}...")
         self.device_label.setText(self.settings.device.upper() if self.settings.device != "auto" else "")
         if self.current is not None:
-            self._classify(self.current)  # queued behind the load, so the new model answers
+            self._reclassify_current()  # queued behind the load, so the new model answers
 
     def choose_model(self, name: str) -> None:
         self._model_name = name
@@ -380,8 +396,23 @@ class MainWindow(QMainWindow):
         if not (Path(folder) / "config.json").is_file():
             self.show_notice(f"{Path(folder).name} is not a saved model: it has no config.json.")
             return
+        self.use_model_folder(folder)
+
+    def use_model_folder(self, folder: str) -> None:
+        """Switch to a saved model folder (Open Model Folder, the Finetune window's "Use this model")."""
         self.picker.set_recent([folder] + [f for f in self.settings.recent_models if f != folder])
         self.choose_model(folder)
+
+    def open_finetune(self) -> None:
+        """Show the Finetune window (one; its module, and QtCharts, are imported the first time)."""
+        if self.finetune_window is None:
+            from .finetune_window import FinetuneWindow
+
+            self.finetune_window = FinetuneWindow(self.settings, self._model_name, self.picker.catalogue(), self)
+            self.finetune_window.useModel.connect(self.use_model_folder)
+        self.finetune_window.show()
+        self.finetune_window.raise_()
+        self.finetune_window.activateWindow()
 
     def _on_download_progress(self, done: int, total: int | None) -> None:
         self.download_bar.show()
@@ -413,7 +444,8 @@ class MainWindow(QMainWindow):
         self.results.set_untrained(_short_name(state.name) if state.untrained else None)
         if state.notice:
             self.show_notice(state.notice)
-        if self.current is not None and self.current.prediction is None and not self._pending:
+        if (self.current is not None and self.current.prediction is None and not self._pending
+                and not self.act_camera.isChecked()):
             self._classify(self.current)  # its request failed or was dropped before this model was ready
         if not self._catalogue_requested:
             self._catalogue_requested = True
@@ -451,10 +483,19 @@ class MainWindow(QMainWindow):
 
     def _on_catalogue(self, entries: list) -> None:
         self.picker.set_catalogue(entries)
+        if self.finetune_window is not None:
+            self.finetune_window.base_picker.set_catalogue(entries)
 
     def _on_top_k(self, value: int) -> None:
         self.settings.top_k = value
         if self.current is not None:
+            self._reclassify_current()
+
+    def _reclassify_current(self) -> None:
+        """Classify the image on show again; in camera mode only when leaving it (live mode has the worker)."""
+        if self.act_camera.isChecked():
+            self.current.prediction = None  # stale: show_entry classifies it on the way back
+        else:
             self._classify(self.current)
 
     # -- answers ------------------------------------------------------------------------------------
@@ -485,7 +526,7 @@ class MainWindow(QMainWindow):
             return
         entry.prediction = pred
         self.history.update_entry(entry)
-        if entry is self.current:
+        if entry is self.current and not self.act_camera.isChecked():
             self.results.show_prediction(entry.title, pred, self.model_state.device_label if self.model_state else "")
             self.probe.mark("first_result")
 
@@ -539,6 +580,40 @@ class MainWindow(QMainWindow):
         self.notice.show()
         self._notice_timer.start()
 
+    def set_camera_mode(self, on: bool) -> None:
+        """Show the camera page (live classification) instead of the image view, or go back and stop the camera."""
+        self.act_camera.setChecked(on)
+        if on:
+            if self.camera_page is None:
+                from .camera_page import CameraPage  # Qt Multimedia is loaded only when camera mode is used
+
+                self.camera_page = CameraPage(self.client, self.settings, self.top_k.value)
+                self.camera_page.resultReady.connect(self._on_live_result)
+                self.camera_page.message.connect(self.show_notice)
+                self.left.addWidget(self.camera_page)
+            self.left.setCurrentWidget(self.camera_page)
+            self.camera_page.start()
+            waiting = "No live video." if self.camera_page.view.message else "Waiting for the first frame..."
+            self.results.show_message(waiting, "Camera")
+            return
+        if self.camera_page is not None:
+            self.camera_page.stop()
+        self.left.setCurrentWidget(self.view)
+        if self.current is not None:
+            self.show_entry(self.current)
+        else:
+            self.results.show_message("Drop an image or a folder, or press Ctrl+O to open one.")
+
+    def _on_live_result(self, result: Any, rows: list) -> None:
+        if not self.act_camera.isChecked():
+            return
+        label = self.model_state.device_label if self.model_state else ""
+        if result.error is not None or result.pred is None or not result.pred.ok:
+            error = result.error or getattr(result.pred, "error", None) or "no answer"
+            self.results.show_message(f"Could not classify the frame: {error}", "Camera")
+        else:
+            self.results.show_prediction("Camera", _LiveView(result.pred, rows), label)
+
     def toggle_fullscreen(self) -> None:
         self.setWindowState(self.windowState() ^ Qt.WindowState.WindowFullScreen)
         self.act_fullscreen.setChecked(self.isFullScreen())
@@ -554,6 +629,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Save settings, cancel all work, and wait for it under one deadline (the app exits within 2 s)."""
+        if self.finetune_window is not None and not self.finetune_window.confirm_stop("quit"):
+            event.ignore()  # "keep training"
+            return
         self.settings.geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
         self.settings.sync()
@@ -562,6 +640,11 @@ class MainWindow(QMainWindow):
         for window in windows:
             window.cancel()
             window.hide()
+        if self.camera_page is not None:
+            self.camera_page.shutdown(_ms_left(deadline))
+        if self.finetune_window is not None:
+            self.finetune_window.hide()
+            self.finetune_window.shutdown(_ms_left(deadline))
         self.client.shutdown(_ms_left(deadline))
         self.loader.wait(_ms_left(deadline))
         for window in windows:
@@ -579,6 +662,21 @@ def _content_for(paths: list[str]) -> DropContent:
         problem = classify_path(Path(p))
         (content.rejected if problem else content.paths).append(problem or p)
     return content
+
+
+class _LiveView:
+    """A live Prediction as the results panel shows it, with the (smoothed) rows as its top classes."""
+
+    def __init__(self, pred: Any, rows: list[tuple[str, float]]) -> None:
+        self.ok, self.error, self.source = True, None, pred.source
+        self.model, self.untrained = pred.model, pred.untrained
+        self.infer_ms, self.load_ms = pred.infer_ms, pred.load_ms
+        self.top = [_Row(label, prob) for label, prob in rows]
+
+
+class _Row:
+    def __init__(self, label: str, prob: float) -> None:
+        self.label, self.prob = label, prob
 
 
 def _short_name(name: str) -> str:

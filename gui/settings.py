@@ -69,6 +69,119 @@ class AppSettings:
     def capture_folder(self, value: str) -> None:
         self._s.setValue("camera/capture_folder", value)
 
+    # camera mode (issue 4): the camera picked, its resolution ("WxH"), mirror, smoothing, capture classes
+    @property
+    def camera_id(self) -> str:
+        return self._str("camera/id")
+
+    @camera_id.setter
+    def camera_id(self, value: str) -> None:
+        self._s.setValue("camera/id", value)
+
+    @property
+    def camera_resolution(self) -> str:
+        return self._str("camera/resolution")
+
+    @camera_resolution.setter
+    def camera_resolution(self, value: str) -> None:
+        self._s.setValue("camera/resolution", value)
+
+    @property
+    def camera_mirror(self) -> bool:
+        return str(self._s.value("camera/mirror", "true")).lower() in ("true", "1")
+
+    @camera_mirror.setter
+    def camera_mirror(self, value: bool) -> None:
+        self._s.setValue("camera/mirror", "true" if value else "false")
+
+    @property
+    def camera_smoothing(self) -> int:
+        """Results averaged for the live bars (1 = none)."""
+        try:
+            value = int(self._s.value("camera/smoothing", 3))
+        except (TypeError, ValueError):
+            value = 3
+        return min(max(value, 1), 30)
+
+    @camera_smoothing.setter
+    def camera_smoothing(self, value: int) -> None:
+        self._s.setValue("camera/smoothing", int(value))
+
+    @property
+    def camera_classes(self) -> list[str]:
+        """The capture class names, in the order the user added them."""
+        value = self._s.value("camera/classes", [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            return []
+        return [v for i, v in enumerate(value) if isinstance(v, str) and v and v not in value[:i]]
+
+    @camera_classes.setter
+    def camera_classes(self, value: list[str]) -> None:
+        self._s.setValue("camera/classes", list(value))
+
+    # -- the Finetune window's form ("finetune/" group) --
+    @property
+    def finetune_data_folders(self) -> list[str]:
+        """Dataset folders used lately in the Finetune window, newest first."""
+        value = self._s.value("finetune/data_folders", [])
+        value = [value] if isinstance(value, str) else value if isinstance(value, (list, tuple)) else []
+        return list(dict.fromkeys(v for v in value if isinstance(v, str) and v))[:MAX_RECENT_MODELS]
+
+    def add_finetune_data_folder(self, folder: str) -> None:
+        recent = [folder] + [f for f in self.finetune_data_folders if f != folder]
+        self._s.setValue("finetune/data_folders", recent[:MAX_RECENT_MODELS])
+
+    @property
+    def finetune_model(self) -> str:
+        return self._str("finetune/model")
+
+    @finetune_model.setter
+    def finetune_model(self, value: str) -> None:
+        self._s.setValue("finetune/model", value)
+
+    @property
+    def finetune_mode(self) -> str:
+        value = self._str("finetune/mode", "quick")
+        return value if value in ("quick", "deep") else "quick"
+
+    @finetune_mode.setter
+    def finetune_mode(self, value: str) -> None:
+        self._s.setValue("finetune/mode", value)
+
+    def _int(self, key: str, default: int = 0) -> int:
+        try:
+            return int(self._s.value(key, default))
+        except (TypeError, ValueError):
+            return default
+
+    @property
+    def finetune_epochs(self) -> int:
+        """0: the mode's default."""
+        return max(0, self._int("finetune/epochs"))
+
+    @finetune_epochs.setter
+    def finetune_epochs(self, value: int) -> None:
+        self._s.setValue("finetune/epochs", int(value))
+
+    @property
+    def finetune_input_size(self) -> int:
+        """0: the model's own input size."""
+        return max(0, self._int("finetune/input_size"))
+
+    @finetune_input_size.setter
+    def finetune_input_size(self, value: int) -> None:
+        self._s.setValue("finetune/input_size", int(value))
+
+    @property
+    def finetune_output_folder(self) -> str:
+        return self._str("finetune/output_folder")
+
+    @finetune_output_folder.setter
+    def finetune_output_folder(self, value: str) -> None:
+        self._s.setValue("finetune/output_folder", value)
+
     @property
     def recent_models(self) -> list[str]:
         """Saved-model folders used lately, newest first."""

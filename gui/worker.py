@@ -22,6 +22,7 @@ from PySide6.QtGui import QImage
 
 from squeezelens.core.errors import DownloadCancelled, SqueezeLensError
 
+from .frame_mailbox import frame_to_pil
 from .qimage_convert import qimage_to_pil
 
 #: Inputs per forward pass in batch jobs: small, so a cancel or a model switch waits at most one batch.
@@ -67,9 +68,23 @@ class CatalogueEntry:
     is_default_tag: bool
 
 
+@dataclass(frozen=True)
+class LiveResult:
+    """The answer for one camera frame: its sequence number, when it arrived, when the worker took it
+    and finished it (``time.perf_counter()``), and the Prediction (or the error)."""
+
+    seq: int
+    captured: float
+    started: float
+    finished: float
+    pred: Any = None
+    error: str | None = None
+    model_req: int = 0  # the load request whose model answered (the client drops other models' answers)
+
+
 @dataclass
 class _Job:
-    kind: str  # "load" | "classify" | "batch" | "catalogue" | "stop"
+    kind: str  # "load" | "classify" | "batch" | "catalogue" | "live" | "stop"
     req: int
     payload: Any = None
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -101,6 +116,7 @@ class InferenceWorker(QThread):
     batchItem = Signal(int, int, object)  # req, index, Prediction
     batchFinished = Signal(int, bool)  # req, cancelled
     jobFailed = Signal(int, str)  # req, message (an unexpected error: the window says it, no traceback)
+    liveResult = Signal(object)  # LiveResult
 
     def __init__(self, loader: Loader = default_loader, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -108,6 +124,11 @@ class InferenceWorker(QThread):
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._loader = loader
         self._clf: Any = None
+        self._clf_req = 0  # the load request that made _clf
+        # live mode: the mailbox and top-k of the newest live wake-up, served between a batch's chunks
+        self._live: tuple[Any, int] | None = None
+        self.live_posted = 0  # live wake-ups posted (written by the GUI thread only)
+        self.live_started = 0  # live wake-ups taken off the queue (written by the worker thread only)
         # newest request id per kind, written by the GUI thread (an int store is atomic under the GIL)
         self.latest: dict[str, int] = {"load": 0, "classify": 0}
 
@@ -115,6 +136,9 @@ class InferenceWorker(QThread):
     def post(self, job: _Job) -> None:
         if job.kind in self.latest:
             self.latest[job.kind] = job.req
+        if job.kind == "live":
+            self._live = job.payload
+            self.live_posted += 1
         self._jobs.put(job)
 
     # -- worker thread ---------------------------------------------------------------------------
@@ -124,11 +148,14 @@ class InferenceWorker(QThread):
             if job.kind == "stop":
                 self._clf = None
                 return
+            if job.kind == "live":
+                self.live_started += 1
             if job.cancel.is_set() or (job.kind in self.latest and job.req < self.latest[job.kind]):
                 if job.kind == "batch":
                     self.batchFinished.emit(job.req, True)
                 continue  # superseded before it started
-            if job.kind == "catalogue" and not self._jobs.empty():
+            if job.kind == "catalogue" and not self._jobs.empty() and (job.payload or 0) < 50:
+                job.payload = (job.payload or 0) + 1  # bounded: live camera frames must not put it off for ever
                 self._jobs.put(job)  # the picker's list can wait; the user's images come first
                 continue
             try:
@@ -169,21 +196,33 @@ class InferenceWorker(QThread):
             return
         if job.req < self.latest["load"]:
             return  # another model was chosen meanwhile: keep the one the window describes
-        self._clf = clf
+        self._clf, self._clf_req = clf, job.req
         self.modelReady.emit(job.req, _describe(clf, time.perf_counter() - t0, notice))
 
     def _do_catalogue(self, job: _Job) -> None:
-        from squeezelens.core import catalogue
-        from squeezelens.core.weights import cached_weights
+        # Listing the variants imports timm (and torch) on a cached ONNX start: seconds. A thread of its own
+        # keeps camera frames and images flowing meanwhile; not a daemon, so app.run sees it at exit.
+        threading.Thread(target=self._list_catalogue, name="squeezelens-catalogue").start()
 
-        entries = []
-        for info in catalogue.list_models():
-            for t in info.tags:
-                entries.append(CatalogueEntry(
-                    t.name, info.architecture, cached_weights(t.hf_hub_id) is not None, t.license,
-                    t is info.default,
-                ))
-        self.catalogueReady.emit(entries)
+    def _list_catalogue(self) -> None:
+        try:
+            from squeezelens.core import catalogue
+            from squeezelens.core.weights import cached_weights
+
+            entries = []
+            for info in catalogue.list_models():
+                for t in info.tags:
+                    entries.append(CatalogueEntry(
+                        t.name, info.architecture, cached_weights(t.hf_hub_id) is not None, t.license,
+                        t is info.default,
+                    ))
+        except Exception:  # noqa: BLE001 - the picker keeps the model it shows; the reason goes to stderr
+            traceback.print_exc()
+            return
+        try:
+            self.catalogueReady.emit(entries)
+        except RuntimeError:
+            pass  # the window closed meanwhile: nobody is left to tell
 
     def _do_classify(self, job: _Job) -> None:
         if self._clf is None:
@@ -195,6 +234,35 @@ class InferenceWorker(QThread):
         pred = self._clf.classify([source], top_k=top_k)[0]
         self.resultReady.emit(job.req, pred)
 
+    def _do_live(self, job: _Job) -> None:
+        """The newest camera frame from the mailbox (converted only now, in this thread), batch 1."""
+        mailbox, top_k = job.payload
+        self._classify_live(mailbox.take(), top_k)
+
+    def _serve_live_between_batches(self) -> None:
+        """During a batch job: classify the waiting camera frame, if any, so live mode does not freeze.
+
+        The frame is taken without clearing the mailbox's wake-up flag: the wake-up job already queued
+        behind the batch stays the only one (it later takes the next frame, or finds nothing)."""
+        live = self._live
+        if live is not None:
+            mailbox, top_k = live
+            self._classify_live(mailbox.take(keep_wake=True), top_k)
+
+    def _classify_live(self, item: Any, top_k: int) -> None:
+        if item is None:
+            return  # cleared (paused, stopped) after the wake-up was posted, or served during a batch
+        started = time.perf_counter()
+        pred, error = None, None
+        try:
+            if self._clf is None:
+                raise RuntimeError("no model is loaded")
+            pred = self._clf.classify([frame_to_pil(item.frame)], top_k=top_k)[0]
+        except Exception as e:  # noqa: BLE001 - a bad frame must not stop the stream
+            error = str(e) or type(e).__name__
+        self.liveResult.emit(LiveResult(item.seq, item.captured, started, time.perf_counter(), pred, error,
+                                        self._clf_req))
+
     def _do_batch(self, job: _Job) -> None:
         from squeezelens.core.images import expand_inputs
 
@@ -205,11 +273,13 @@ class InferenceWorker(QThread):
             self.jobFailed.emit(job.req, "no model is loaded")
             self.batchFinished.emit(job.req, True)
             return
+        def on_result(i: int, pred: Any) -> None:
+            self.batchItem.emit(job.req, i, pred)
+            if (i + 1) % BATCH_SIZE == 0 or i + 1 == len(inputs):
+                self._serve_live_between_batches()  # one camera frame per chunk, at most
+
         # decoding overlaps inference in core's pipeline; results come back here in input order
-        self._clf.classify(
-            inputs, top_k=top_k, batch_size=BATCH_SIZE, cancel=job.cancel,
-            on_result=lambda i, pred: self.batchItem.emit(job.req, i, pred),
-        )
+        self._clf.classify(inputs, top_k=top_k, batch_size=BATCH_SIZE, cancel=job.cancel, on_result=on_result)
         if job.cancel.is_set():
             self.batchFinished.emit(job.req, True)
             return
@@ -245,6 +315,7 @@ class InferenceClient(QObject):
     batchItem = Signal(int, int, object)
     batchFinished = Signal(int, bool)
     jobFailed = Signal(int, str)
+    liveResult = Signal(object)  # LiveResult, for every frame the worker took from a mailbox
 
     def __init__(self, loader: Loader = default_loader, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -253,6 +324,7 @@ class InferenceClient(QObject):
         self._load_job: _Job | None = None
         self._batches: dict[int, _Job] = {}
         self.model: ModelState | None = None  # None while a load runs
+        self.model_req = 0  # the load request that made ``model`` (LiveResult.model_req of its answers)
         self._previous: ModelState | None = None  # what the worker keeps if that load fails
         w = self._worker
         w.downloadProgress.connect(
@@ -265,6 +337,7 @@ class InferenceClient(QObject):
         w.batchItem.connect(self.batchItem)
         w.batchFinished.connect(self._on_batch_finished)
         w.jobFailed.connect(self.jobFailed)
+        w.liveResult.connect(self.liveResult)
         w.start()
 
     # -- requests ----------------------------------------------------------------------------------
@@ -294,6 +367,25 @@ class InferenceClient(QObject):
         job = _Job("classify", next(self._ids), (source, top_k))
         self._worker.post(job)
         return job.req
+
+    def classify_live(self, mailbox: Any, top_k: int) -> None:
+        """Wake the worker for ``mailbox``'s newest frame (call it when ``FrameMailbox.put`` says so)."""
+        self._worker.post(_Job("live", next(self._ids), (mailbox, top_k)))
+
+    @property
+    def queued_jobs(self) -> int:
+        """Jobs of every kind waiting for the worker (approximate)."""
+        return self._worker._jobs.qsize()
+
+    @property
+    def queued_live_jobs(self) -> int:
+        """Live wake-ups posted and not yet taken by the worker (the live controller's no-growth check)."""
+        return self._worker.live_posted - self._worker.live_started
+
+    @property
+    def batch_running(self) -> bool:
+        """A folder or several files are being classified (live mode then gets one frame per chunk)."""
+        return bool(self._batches)
 
     def classify_batch(self, paths: list[str], top_k: int) -> int:
         """Classify files and folders (walked in the worker), answering item by item."""
@@ -329,7 +421,7 @@ class InferenceClient(QObject):
 
     def _on_model_ready(self, req: int, state: ModelState) -> None:
         if self._if_latest_load(req):
-            self.model = state
+            self.model, self.model_req = state, req
             self.modelReady.emit(state)
 
     def _on_model_failed(self, req: int, message: str) -> None:
