@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.squeezelens-installed
 
-.PHONY: run test setup system-deps lint bench clean
+.PHONY: run test test-packaging installer setup system-deps lint bench clean
 
 run: setup
 	$(VENV)/bin/squeezelens
@@ -13,6 +13,16 @@ run: setup
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 	$(VENV)/bin/ruff check .
+
+# Builds the Linux CPU bundle, .tar.gz and .deb (build/venv-cpu, then PyInstaller: about 3 min here)
+# and tests the frozen app; CI runs it after `make test`. docs/PACKAGING.md has the other platforms.
+test-packaging: setup
+	$(PY) -m pytest -m packaging tests/packaging
+
+# The installers for this platform (FLAVOUR=cpu|cuda; docs/PACKAGING.md).
+FLAVOUR ?= cpu
+installer: setup
+	$(PY) packaging/build.py --flavour $(FLAVOUR)
 
 setup: system-deps $(STAMP)
 
@@ -33,4 +43,4 @@ bench: setup
 	$(PY) bench/fast_decode.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from . import catalogue, finetune_cli
+from . import catalogue, finetune_cli, self_test
 from .atomic_files import write_text_atomic
 from .engine import BACKENDS, DEVICES
 from .errors import SqueezeLensError
@@ -25,6 +25,8 @@ UNTRAINED_NOTE = "UNTRAINED: no pretrained weights were found, so these predicti
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="squeezelens", description="Classify images with timm's SE-ResNeXt models.")
     p.add_argument("--version", action="version", version=f"squeezelens {_version()}")
+    p.add_argument("--self-test", action="store_true",
+                   help="check this installation (classify the bundled sample, class names, Qt plugins) and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     c = sub.add_parser("classify", help="classify images and folders of images")
@@ -63,19 +65,25 @@ def _version() -> str:
 #: Opens the desktop app with these images and returns the exit code. core never imports the GUI
 #: (an import contract), so the entry point in ``squeezelens.__main__`` passes it in.
 GuiRunner = Callable[[list[str]], int]
+#: The self-test's Qt checks (core/self_test.py), passed in by the entry point for the same reason.
+QtChecks = Callable[[], "list[self_test.Check]"]
 
 
-def main(argv: Sequence[str] | None = None, run_gui: GuiRunner | None = None) -> int:
+def main(argv: Sequence[str] | None = None, run_gui: GuiRunner | None = None,
+         qt_checks: QtChecks | None = None) -> int:
     """Run the CLI; returns the exit code (0 all classified, 1 some inputs failed, 2 bad usage)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if not argv or argv[0] not in ("classify", "models", "finetune", "gui", "-h", "--help", "--version"):
+    if not argv or argv[0] not in ("classify", "models", "finetune", "gui", "-h", "--help", "--version",
+                                   "--self-test"):
         argv = ["gui", *argv]  # `squeezelens [IMAGE ...]` opens the app
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed usage
         return EXIT_USAGE if e.code else EXIT_OK
     try:
+        if args.self_test:
+            return cmd_self_test(qt_checks)
         if args.command == "classify":
             return cmd_classify(args)
         if args.command == "models":
@@ -106,6 +114,21 @@ def cmd_gui(args: argparse.Namespace, run_gui: GuiRunner | None) -> int:
     if run_gui is None:
         raise SqueezeLensError("the desktop app is not available from this entry point; run `squeezelens`")
     return run_gui(list(args.images))
+
+
+def cmd_self_test(qt_checks: QtChecks | None) -> int:
+    """``--self-test``: 0 when every check passes, 1 (with a FAIL line each) when some do not."""
+    def qt_unavailable() -> str:
+        raise self_test.SelfTestFailure("not checked: this entry point gave no Qt checks; run `squeezelens`")
+
+    try:
+        extra = qt_checks() if qt_checks is not None else [("Qt", qt_unavailable)]
+    except Exception as e:  # PySide6, or a Qt library it links, does not import: a FAIL line, the rest still runs
+        def qt_broken(error: Exception = e) -> str:
+            raise self_test.SelfTestFailure(f"PySide6 does not import: {type(error).__name__}: {error}")
+
+        extra = [("Qt", qt_broken)]
+    return self_test.run(extra)
 
 
 def _stderr_progress() -> tuple[object, threading.Event]:

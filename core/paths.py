@@ -29,3 +29,21 @@ def cache_dir(*parts: str, create: bool = True) -> Path:
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+#: A Hugging Face hub cache (same layout) of weights shipped with an installer; searched before the user's.
+BUNDLED_HUB_ENV = "SQUEEZELENS_BUNDLED_HUB"
+
+
+def bundled_hub_cache() -> Path | None:
+    """The bundled weights folder: ``$SQUEEZELENS_BUNDLED_HUB``, else ``hf-hub/`` inside a frozen app.
+
+    packaging/build.py ``--weights`` fills it, so an installed app works offline from its first start.
+    """
+    override = os.environ.get(BUNDLED_HUB_ENV)
+    if override:
+        return Path(override)
+    meipass = getattr(sys, "_MEIPASS", None) if getattr(sys, "frozen", False) else None
+    if meipass and (Path(meipass) / "hf-hub").is_dir():
+        return Path(meipass) / "hf-hub"
+    return None

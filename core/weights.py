@@ -59,15 +59,22 @@ def hub_offline() -> bool:
 
 
 def cached_weights(hf_hub_id: str | None) -> Path | None:
-    """The weights file of ``hf_hub_id`` in the local Hugging Face cache, without any network."""
+    """The weights file of ``hf_hub_id`` in the bundled weights folder or the local Hugging Face cache.
+
+    No network. The bundled folder (an installer's, see ``paths.bundled_hub_cache``) comes first.
+    """
     if not hf_hub_id:
         return None
     from huggingface_hub import try_to_load_from_cache
 
-    for filename in HUB_WEIGHT_FILES:
-        found = try_to_load_from_cache(hf_hub_id, filename)
-        if isinstance(found, str) and os.path.isfile(found):
-            return Path(found)
+    from .paths import bundled_hub_cache
+
+    bundled = bundled_hub_cache()
+    for cache_dir in ([str(bundled)] if bundled else []) + [None]:
+        for filename in HUB_WEIGHT_FILES:
+            found = try_to_load_from_cache(hf_hub_id, filename, cache_dir=cache_dir)
+            if isinstance(found, str) and os.path.isfile(found):
+                return Path(found)
     return None
 
 
@@ -207,7 +214,11 @@ def resolve_weights(
     """
     cached = cached_weights(hf_hub_id)
     if cached is not None:
-        return WeightsSource("cache", cached, f"Hugging Face cache ({hf_hub_id})"), None
+        from .paths import bundled_hub_cache
+
+        bundled = bundled_hub_cache()
+        where = "weights bundled with the app" if bundled and cached.is_relative_to(bundled) else "Hugging Face cache"
+        return WeightsSource("cache", cached, f"{where} ({hf_hub_id})"), None
     if not hf_hub_id:
         return WeightsSource("none", None, "no published weights"), "this model has no published weights"
     if not allow_download:

@@ -1,0 +1,104 @@
+"""``squeezelens --self-test``: does this installation work? The Qt-free checks, and the runner.
+
+It classifies the bundled sample photo and checks that the class names load; the entry point adds the
+Qt checks (platform plugin, image formats, multimedia backend: ``squeezelens.gui.self_test_qt``), since
+core never imports Qt. It checks that the pipeline works, not that the answer is right: without weights
+the model is untrained, which the output says, and that is not a failure. Works from source and in the
+frozen app (packaging/), where a missing data file or plugin is the usual way a bundle breaks.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from importlib.resources import as_file, files
+from typing import TextIO
+
+from . import catalogue
+
+#: One check: a name, and a function that returns a one-line detail or raises with what is missing.
+Check = tuple[str, Callable[[], str]]
+
+SAMPLE_IMAGE = "sample.jpg"  # squeezelens.resources; Chelsea the cat, CC0 (resources/sample-LICENSE.txt)
+EXIT_PASSED, EXIT_FAILED = 0, 1
+
+
+class SelfTestFailure(Exception):
+    """A check failed; the message says what is missing or wrong, for a user."""
+
+
+def sample_image() -> str:
+    """The bundled sample photo's path (a real file: it is package data, not zipped)."""
+    res = files("squeezelens.resources") / SAMPLE_IMAGE
+    if not res.is_file():
+        raise SelfTestFailure(f"the sample image {SAMPLE_IMAGE} is missing from squeezelens.resources")
+    with as_file(res) as path:
+        return str(path)
+
+
+def check_sample_image() -> str:
+    from PIL import Image
+
+    path = sample_image()
+    with Image.open(path) as im:
+        im.load()
+        return f"{path} ({im.width}x{im.height} {im.format})"
+
+
+def check_class_names() -> str:
+    """timm's ImageNet tables are data files: the first thing a bundle forgets."""
+    from .labels import _imagenet_names
+
+    names = _imagenet_names(1000)
+    if not names or len(names) != 1000:
+        raise SelfTestFailure("timm's ImageNet class names did not load (timm/data/_info is missing)")
+    return f"{len(names)} ImageNet classes from timm (#281 = {names[281]!r}, #999 = {names[999]!r})"
+
+
+def check_classify() -> str:
+    """The whole pipeline on the sample: weights lookup (no download), model, backend, top-5."""
+    from .engine import Classifier
+
+    t0 = time.perf_counter()
+    clf = Classifier.load(catalogue.DEFAULT_MODEL, allow_download=False, export="wait")
+    pred = clf.classify([sample_image()], top_k=5)[0]
+    if not pred.ok:
+        raise SelfTestFailure(f"the sample image could not be classified: {pred.error}")
+    if len(pred.top) != 5 or not all(t.label and not t.label.startswith("class ") for t in pred.top):
+        raise SelfTestFailure(f"the top-5 has no class names: {[t.label for t in pred.top]}")
+    top = ", ".join(f"{t.label} {t.prob:.1%}" for t in pred.top[:3])
+    weights = (f"UNTRAINED: {clf.loaded.untrained_reason or 'no weights'}, so the answer is random"
+               if clf.untrained else f"weights: {clf.loaded.weights.detail}")
+    return (f"{clf.name} on {clf.backend_note} in {time.perf_counter() - t0:.1f} s: {top}... "
+            f"[{weights}]")
+
+
+def core_checks() -> list[Check]:
+    return [("sample image", check_sample_image), ("class names", check_class_names), ("classify", check_classify)]
+
+
+def run(extra_checks: Sequence[Check] = (), out: TextIO | None = None) -> int:
+    """Run the core checks and ``extra_checks`` in order; print one line each; 0 when all pass, else 1."""
+    out = out or sys.stdout
+    frozen = "frozen app" if getattr(sys, "frozen", False) else "from source"
+    print(f"squeezelens self-test ({frozen}; Python {platform.python_version()}, {platform.system()} "
+          f"{platform.machine()}; {sys.executable})", file=out, flush=True)
+    failed: list[str] = []
+    checks = [*core_checks(), *extra_checks]
+    for name, fn in checks:
+        try:
+            detail, ok = fn(), True
+        except SelfTestFailure as e:
+            detail, ok = str(e), False
+        except Exception as e:  # anything else is a broken installation too: say what, in one line
+            detail, ok = f"{type(e).__name__}: {e}", False
+        if not ok:
+            failed.append(name)
+        print(f"  {'ok  ' if ok else 'FAIL'}  {name}: {detail}", file=out, flush=True)
+    if failed:
+        print(f"self-test FAILED: {len(failed)} of {len(checks)} checks: {', '.join(failed)}", file=out, flush=True)
+        return EXIT_FAILED
+    print(f"self-test passed ({len(checks)} checks)", file=out, flush=True)
+    return EXIT_PASSED
