@@ -1,33 +1,49 @@
 """Camera mode's left-hand page: camera picker (follows plugging and unplugging), resolution, mirror,
 pause, smoothing, the video with its overlay, and the capture panel. Results go to the window's
-results panel through ``resultReady``.
+results panel through ``resultReady``. Keys while it is shown: Space captures (the Capture button's
+shortcut), holding R records a burst (an application event filter, installed only while the page is shown).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QHideEvent, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
     QCheckBox,
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
+    QPlainTextEdit,
     QPushButton,
     QSpinBox,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
 from . import camera_source as cs
 from .camera_view import CameraView
-from .capture_panel import CapturePanel
+from .capture_panel import RECORD_KEY, CapturePanel
 from .live_controller import LiveController
 from .settings import AppSettings
 from .worker import InferenceClient
 
 OVERLAY_MS = 250  # overlay text refresh
 NO_VIDEO_MS = 6000  # a started camera that has sent no frame by then gets a message
+
+_KEY_PRESS, _KEY_RELEASE = QEvent.Type.KeyPress, QEvent.Type.KeyRelease
+_DEACTIVATE = QEvent.Type.WindowDeactivate
+
+
+def is_text_field(w: QWidget) -> bool:
+    """Typing goes into ``w`` (a line edit, spin box, text editor or editable combo box)."""
+    return (isinstance(w, (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit))
+            or (isinstance(w, QComboBox) and w.isEditable()))
 
 
 class CameraPage(QWidget):
@@ -49,6 +65,8 @@ class CameraPage(QWidget):
         self._devices: Any = None  # QMediaDevices, for videoInputsChanged
         self._cameras: list[cs.CameraInfo] = []
         self.active = False
+        self._key_burst = False  # a burst started by holding RECORD_KEY (its release stops it)
+        self._filtering = False  # the application event filter is installed
 
         self.camera_box = QComboBox()
         self.camera_box.setMinimumContentsLength(16)
@@ -62,6 +80,7 @@ class CameraPage(QWidget):
         self.pause = QPushButton("Pause")
         self.pause.setCheckable(True)
         self.pause.setToolTip("Freeze the video and stop classifying")
+        self.pause.setEnabled(False)  # until frames come
         self.smoothing = QSpinBox()
         self.smoothing.setRange(1, 30)
         self.smoothing.setValue(settings.camera_smoothing)
@@ -101,6 +120,7 @@ class CameraPage(QWidget):
             self.controller = LiveController(client, top_k, self)
             self.controller.set_smoothing(settings.camera_smoothing)
             self.controller.frameShown.connect(self.view.set_frame)
+            self.controller.frameShown.connect(self._on_frame_shown)
             self.controller.resultReady.connect(self.resultReady)
             self.controller.problem.connect(self._show_problem)
             self._devices = cs.multimedia().QMediaDevices(self)
@@ -137,7 +157,9 @@ class CameraPage(QWidget):
         self.retry.hide()
         self._overlay_timer.stop()
         self._no_video.stop()
+        self._stop_key_burst()
         self.capture.stop_burst()
+        self._video_gone()
         if self.controller is not None:
             self.controller.set_source(None)
 
@@ -146,8 +168,7 @@ class CameraPage(QWidget):
         assert self.controller is not None, self.problem
         self.active = True
         self.retry.hide()
-        self.pause.setChecked(False)
-        self.pause.setEnabled(True)
+        self._video_gone()  # Pause comes back with the first frame
         self.controller.set_source(source)
         self.view.set_message(f"Starting {source.description}...")
         self._frames_at_start = self.controller.stats.frames
@@ -200,12 +221,22 @@ class CameraPage(QWidget):
         return self._cameras[i] if 0 <= i < len(self._cameras) else None
 
     def _enable_controls(self, on: bool) -> None:
-        for w in (self.camera_box, self.resolution_box, self.pause):
+        for w in (self.camera_box, self.resolution_box):
             w.setEnabled(on)
+
+    def _video_gone(self) -> None:
+        """No running video (stopped, starting, failed, no camera): nothing to pause."""
+        self.pause.setChecked(False)
+        self.pause.setEnabled(False)
+
+    def _on_frame_shown(self, _frame: Any) -> None:
+        if not self.pause.isEnabled():
+            self.pause.setEnabled(True)  # frames flow (again)
 
     def _open_camera(self) -> None:
         cam = self._camera()
         if cam is None:
+            self._video_gone()
             self.controller.set_source(None)
             self.view.set_message(cs.NO_CAMERA)
             return
@@ -284,6 +315,7 @@ class CameraPage(QWidget):
     def _show_problem(self, message: str) -> None:
         self._overlay_timer.stop()
         self._no_video.stop()
+        self._video_gone()
         self.view.set_message(message)
         self.retry.setVisible(self.active)
         self.message.emit(message)
@@ -301,3 +333,51 @@ class CameraPage(QWidget):
         elif self.client.batch_running:
             text += f"\n{cs.BATCH_RUNNING}"
         self.view.set_overlay(text)
+
+    # -- hold R to record --------------------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._filtering:
+            # an application filter: a focused class list or combo box would eat R (keyboard search)
+            QApplication.instance().installEventFilter(self)
+            self._filtering = True
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self._stop_key_burst()
+        if self._filtering:
+            QApplication.instance().removeEventFilter(self)
+            self._filtering = False
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        if kind == _KEY_PRESS or kind == _KEY_RELEASE:
+            if obj.isWidgetType() and event.key() == RECORD_KEY:
+                return self._record_key(obj, event)
+        elif kind == _DEACTIVATE and self._key_burst and obj is self.window():
+            self._stop_key_burst()  # the release would go to another window
+        return False
+
+    def _record_key(self, target: QWidget, event: QKeyEvent) -> bool:
+        """R pressed starts a burst, released stops it; auto-repeats are swallowed. True when handled."""
+        if event.type() == _KEY_RELEASE:
+            if not self._key_burst:
+                return False
+            if not event.isAutoRepeat():
+                self._stop_key_burst()
+            return True
+        if self._key_burst:
+            return True  # an auto-repeat (or a second press before the release): keep recording
+        if (event.isAutoRepeat() or event.modifiers() != Qt.KeyboardModifier.NoModifier
+                or target.window() is not self.window() or is_text_field(target)):
+            return False
+        self._key_burst = True
+        self.capture.record.setDown(True)  # shows that it records, like holding the button
+        self.capture.start_burst()
+        return True
+
+    def _stop_key_burst(self) -> None:
+        if self._key_burst:
+            self._key_burst = False
+            self.capture.record.setDown(False)
+            self.capture.stop_burst()

@@ -29,6 +29,8 @@ from .settings import AppSettings
 
 #: Frames a second saved while "Hold to record" is held down.
 BURST_FPS = 5
+#: Held down while the camera page is shown (and focus is not in a text field), records like "Hold to record".
+RECORD_KEY = Qt.Key.Key_R
 #: How long a rename waits for captures still being written into the class folder.
 RENAME_WAIT_MS = 2000
 
@@ -100,7 +102,7 @@ class CapturePanel(QWidget):
         self.capture.setToolTip("Save the frame on show into the selected class (Space)")
         self.capture.setShortcut(Qt.Key.Key_Space)
         self.record = QPushButton("Hold to record")
-        self.record.setToolTip(f"Save {BURST_FPS} frames a second while held down")
+        self.record.setToolTip(f"Save {BURST_FPS} frames a second while held down (or hold the R key)")
         self.status = QLabel()
         self.status.setWordWrap(True)
         self._burst = QTimer(self, interval=1000 // BURST_FPS)

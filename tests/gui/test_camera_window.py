@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QTimer
-from PySide6.QtGui import QKeySequence
+from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtGui import QKeyEvent, QKeySequence
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 from squeezelens.gui import camera_source as cs
 
@@ -314,8 +316,10 @@ def test_a_camera_that_sends_nothing_says_so(
     page = enter_camera_mode(qtbot, window)
     assert page.view.message.startswith("Starting")
     qtbot.waitUntil(lambda: "sends no video" in page.view.message, timeout=WAIT_MS)
+    assert not page.pause.isEnabled()  # nothing to pause yet
     FakeCamera.made[-1].push_frame()  # frames after all: the video replaces the message
     qtbot.waitUntil(lambda: page.view.frame is not None and not page.view.message, timeout=WAIT_MS)
+    assert page.pause.isEnabled()
 
 
 def test_retry_after_a_camera_error(qtbot: Any, make_window: Any, monkeypatch: pytest.MonkeyPatch,
@@ -420,3 +424,127 @@ def test_overlay_says_when_a_batch_slows_live_mode(
     monkeypatch.setattr(type(window.client), "batch_running", property(lambda self: True))
     page._update_overlay()
     assert cs.BATCH_RUNNING in page.view.overlay
+
+
+def test_pause_is_enabled_only_while_frames_flow(
+        qtbot: Any, make_window: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing to pause after a camera error, with the camera unplugged or out of camera mode (nor before
+    the first frame: test_a_camera_that_sends_nothing_says_so); frames after a Retry (or a camera plugged
+    back in) bring Pause back."""
+    cams = fake_cameras(monkeypatch, ["USB camera"])
+    window = make_window()
+    page = enter_camera_mode(qtbot, window)
+    qtbot.waitUntil(lambda: page.view.frame is not None and page.pause.isEnabled(), timeout=WAIT_MS)
+    page.pause.setChecked(True)
+    FakeCamera.made[-1].fail("The camera 'USB camera' could not be used (Device or resource busy).")
+    assert not page.pause.isEnabled() and not page.pause.isChecked() and page.pause.text() == "Pause"
+    page.retry.click()
+    qtbot.waitUntil(lambda: page.pause.isEnabled(), timeout=WAIT_MS)
+    assert page.view.frame is not None and page.controller.running
+    monkeypatch.setattr(cs, "list_cameras", lambda: [])
+    page._devices.videoInputsChanged.emit()  # unplugged
+    assert page.view.message == cs.DISCONNECTED and not page.pause.isEnabled()
+    monkeypatch.setattr(cs, "list_cameras", lambda: list(cams))
+    page._devices.videoInputsChanged.emit()  # plugged back: opens by itself
+    qtbot.waitUntil(lambda: page.pause.isEnabled() and not page.view.message, timeout=WAIT_MS)
+    window.act_camera.trigger()  # leaving camera mode stops the video
+    assert not page.pause.isEnabled()
+
+
+def capture_setup(qtbot: Any, window: Any, page: Any, dataset: Path) -> Any:
+    """Frames running, two classes ("apple" selected, "rabbit"), the class list focused; the window active."""
+    qtbot.waitUntil(lambda: page.current_frame() is not None, timeout=WAIT_MS)
+    page.capture.set_dataset(str(dataset))
+    page.capture.add("apple")
+    page.capture.add("rabbit")
+    page.capture.select("apple")
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=WAIT_MS)
+    lst = page.capture.classes
+    lst.setFocus()
+    qtbot.waitUntil(lst.hasFocus, timeout=WAIT_MS)
+    return lst
+
+
+def saved(page: Any, folder: Path, qtbot: Any) -> list[Path]:
+    qtbot.waitUntil(lambda: page.capture.writer.queued == 0, timeout=WAIT_MS)
+    return sorted(folder.glob("*.jpg")) if folder.is_dir() else []
+
+
+def test_space_captures_whatever_has_focus_on_the_camera_page(
+        qtbot: Any, make_window: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Space captures with the class list (or a button) focused, not in a text field, and does nothing
+    once camera mode is off."""
+    fake_cameras(monkeypatch, ["USB camera"])
+    window = make_window()
+    page = enter_camera_mode(qtbot, window)
+    lst = capture_setup(qtbot, window, page, tmp_path)
+    clicks: list[bool] = []
+    page.capture.capture.clicked.connect(lambda: clicks.append(True))
+    QTest.keyClick(lst, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: len(clicks) == 1, timeout=WAIT_MS)  # a shortcut clicks after 100 ms
+    assert lst.hasFocus() and page.capture.current_class() == "apple"
+    assert len(saved(page, tmp_path / "apple", qtbot)) == 1
+    page.mirror.setFocus()
+    QTest.keyClick(page.mirror, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: len(clicks) == 2, timeout=WAIT_MS)
+    assert page.mirror.isChecked() == window.settings.camera_mirror  # not toggled by the Space
+    assert len(saved(page, tmp_path / "apple", qtbot)) == 2
+    edit = page.smoothing.lineEdit()
+    edit.setFocus()
+    QTest.keyClick(edit, Qt.Key.Key_Space)  # a text field keeps its Space
+    qtbot.wait(300)
+    assert len(clicks) == 2
+    window.act_camera.trigger()  # camera mode off: Space is the rest of the app's again
+    QTest.keyClick(QApplication.focusWidget() or window, Qt.Key.Key_Space)
+    qtbot.wait(300)
+    assert len(clicks) == 2 and len(saved(page, tmp_path / "apple", qtbot)) == 2
+
+
+def key(widget: Any, kind: QEvent.Type, repeat: bool = False, text: str = "r") -> None:
+    """An R key event as the platform sends it (auto-repeats come as release + press with repeat set)."""
+    QApplication.sendEvent(widget, QKeyEvent(kind, Qt.Key.Key_R, Qt.KeyboardModifier.NoModifier, text, repeat))
+
+
+def test_holding_r_records_a_burst(
+        qtbot: Any, make_window: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Holding R on the camera page (the class list focused: its keyboard search would eat R) records like
+    holding the button; auto-repeats neither restart nor stop it; the release stops it. Not in a text
+    field, not when the window loses focus, and not once camera mode is off."""
+    from squeezelens.gui.capture_panel import BURST_FPS
+
+    fake_cameras(monkeypatch, ["USB camera"])
+    window = make_window()
+    page = enter_camera_mode(qtbot, window)
+    assert "hold the R key" in page.capture.record.toolTip()
+    lst = capture_setup(qtbot, window, page, tmp_path)
+    burst = page.capture._burst
+    key(lst, QEvent.Type.KeyPress)
+    assert burst.isActive() and page.capture.record.isDown()
+    for _ in range(int(3.5 * 1000 / BURST_FPS / 50)):  # auto-repeats every 50 ms for ~3.5 burst periods
+        qtbot.wait(50)
+        key(lst, QEvent.Type.KeyRelease, repeat=True)
+        key(lst, QEvent.Type.KeyPress, repeat=True)
+        assert burst.isActive()
+    key(lst, QEvent.Type.KeyRelease)
+    assert not burst.isActive() and not page.capture.record.isDown()
+    assert page.capture.current_class() == "apple"  # the list never saw the R (no jump to "rabbit")
+    files = saved(page, tmp_path / "apple", qtbot)
+    assert 3 <= len(files) <= 5, [f.name for f in files]
+    qtbot.wait(int(2000 / BURST_FPS))
+    assert len(saved(page, tmp_path / "apple", qtbot)) == len(files)  # released: no more
+
+    key(lst, QEvent.Type.KeyPress)  # the window loses focus while R is held: the release goes elsewhere
+    assert burst.isActive()
+    QApplication.sendEvent(window, QEvent(QEvent.Type.WindowDeactivate))
+    assert not burst.isActive() and not page.capture.record.isDown()
+    key(lst, QEvent.Type.KeyRelease)
+
+    edit = page.smoothing.lineEdit()  # typing in a text field is typing
+    key(edit, QEvent.Type.KeyPress)
+    key(edit, QEvent.Type.KeyRelease)
+    assert not burst.isActive()
+    window.act_camera.trigger()  # camera mode off: R is the rest of the app's again
+    key(window.view, QEvent.Type.KeyPress)
+    assert not burst.isActive() and not page._key_burst
+    key(window.view, QEvent.Type.KeyRelease)
