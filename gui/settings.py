@@ -22,6 +22,24 @@ class AppSettings:
         value = self._s.value(key, default)
         return value if isinstance(value, str) else default
 
+    def _int(self, key: str, default: int = 0) -> int:
+        try:
+            return int(self._s.value(key, default))
+        except (TypeError, ValueError):
+            return default
+
+    def _str_list(self, key: str) -> list[str]:
+        """A stored list of non-empty strings, first occurrences only, in order."""
+        value = self._s.value(key, [])
+        if isinstance(value, str):  # QSettings returns a lone item as a plain string
+            value = [value]
+        if not isinstance(value, (list, tuple)):  # an empty list is stored as @Invalid() and reads back as None
+            return []
+        return list(dict.fromkeys(v for v in value if isinstance(v, str) and v))
+
+    def _push_recent(self, key: str, item: str, recent: list[str]) -> None:
+        self._s.setValue(key, ([item] + [f for f in recent if f != item])[:MAX_RECENT_MODELS])
+
     @property
     def model(self) -> str:
         """Catalogue name or saved-model folder; empty means the default model."""
@@ -42,11 +60,7 @@ class AppSettings:
 
     @property
     def top_k(self) -> int:
-        try:
-            value = int(self._s.value("top_k", 5))
-        except (TypeError, ValueError):
-            value = 5
-        return min(max(value, TOP_K_RANGE[0]), TOP_K_RANGE[1])
+        return min(max(self._int("top_k", 5), TOP_K_RANGE[0]), TOP_K_RANGE[1])
 
     @top_k.setter
     def top_k(self, value: int) -> None:
@@ -97,11 +111,7 @@ class AppSettings:
     @property
     def camera_smoothing(self) -> int:
         """Results averaged for the live bars (1 = none)."""
-        try:
-            value = int(self._s.value("camera/smoothing", 3))
-        except (TypeError, ValueError):
-            value = 3
-        return min(max(value, 1), 30)
+        return min(max(self._int("camera/smoothing", 3), 1), 30)
 
     @camera_smoothing.setter
     def camera_smoothing(self, value: int) -> None:
@@ -110,12 +120,7 @@ class AppSettings:
     @property
     def camera_classes(self) -> list[str]:
         """The capture class names, in the order the user added them."""
-        value = self._s.value("camera/classes", [])
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            return []
-        return [v for i, v in enumerate(value) if isinstance(v, str) and v and v not in value[:i]]
+        return self._str_list("camera/classes")
 
     @camera_classes.setter
     def camera_classes(self, value: list[str]) -> None:
@@ -125,13 +130,10 @@ class AppSettings:
     @property
     def finetune_data_folders(self) -> list[str]:
         """Dataset folders used lately in the Finetune window, newest first."""
-        value = self._s.value("finetune/data_folders", [])
-        value = [value] if isinstance(value, str) else value if isinstance(value, (list, tuple)) else []
-        return list(dict.fromkeys(v for v in value if isinstance(v, str) and v))[:MAX_RECENT_MODELS]
+        return self._str_list("finetune/data_folders")[:MAX_RECENT_MODELS]
 
     def add_finetune_data_folder(self, folder: str) -> None:
-        recent = [folder] + [f for f in self.finetune_data_folders if f != folder]
-        self._s.setValue("finetune/data_folders", recent[:MAX_RECENT_MODELS])
+        self._push_recent("finetune/data_folders", folder, self.finetune_data_folders)
 
     @property
     def finetune_model(self) -> str:
@@ -149,12 +151,6 @@ class AppSettings:
     @finetune_mode.setter
     def finetune_mode(self, value: str) -> None:
         self._s.setValue("finetune/mode", value)
-
-    def _int(self, key: str, default: int = 0) -> int:
-        try:
-            return int(self._s.value(key, default))
-        except (TypeError, ValueError):
-            return default
 
     @property
     def finetune_epochs(self) -> int:
@@ -185,20 +181,10 @@ class AppSettings:
     @property
     def recent_models(self) -> list[str]:
         """Saved-model folders used lately, newest first."""
-        value = self._s.value("recent_models", [])
-        if isinstance(value, str):  # QSettings returns a lone item as a plain string
-            value = [value]
-        if not isinstance(value, (list, tuple)):  # an empty list is stored as @Invalid() and reads back as None
-            return []
-        out: list[str] = []
-        for v in value:
-            if isinstance(v, str) and v and v not in out:
-                out.append(v)
-        return out[:MAX_RECENT_MODELS]
+        return self._str_list("recent_models")[:MAX_RECENT_MODELS]
 
     def add_recent_model(self, folder: str) -> None:
-        recent = [folder] + [f for f in self.recent_models if f != folder]
-        self._s.setValue("recent_models", recent[:MAX_RECENT_MODELS])
+        self._push_recent("recent_models", folder, self.recent_models)
 
     def remove_recent_model(self, folder: str) -> None:
         self._s.setValue("recent_models", [f for f in self.recent_models if f != folder])
