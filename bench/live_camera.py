@@ -30,6 +30,7 @@ import platform
 import statistics
 import sys
 import time
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -42,6 +43,25 @@ def run_event_loop(seconds: float) -> None:
     loop = QEventLoop()
     QTimer.singleShot(int(seconds * 1000), loop.quit)
     loop.exec()
+
+
+def start_live_pipeline(app: Any, model: Any) -> tuple[Any, Any, Any]:
+    """The app's live path around ``model``: client (model loaded), live controller, and a shown 640x480 view."""
+    from squeezelens.gui.camera_view import CameraView
+    from squeezelens.gui.live_controller import LiveController
+    from squeezelens.gui.worker import InferenceClient, ModelSpec
+
+    client = InferenceClient(lambda spec, progress, cancel: model)
+    client.load_model(ModelSpec())
+    while client.model is None:
+        app.processEvents()
+        time.sleep(0.005)
+    controller = LiveController(client, lambda: 5)
+    view = CameraView()
+    view.resize(640, 480)
+    view.show()
+    controller.frameShown.connect(view.set_frame)
+    return client, controller, view
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -70,10 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from squeezelens.core.device_info import usable_cpus
     from squeezelens.core.engine import Classifier
     from squeezelens.gui.camera_source import SyntheticSource, multimedia
-    from squeezelens.gui.camera_view import CameraView
-    from squeezelens.gui.live_controller import LiveController
     from squeezelens.gui.qimage_convert import qimage_to_pil
-    from squeezelens.gui.worker import InferenceClient, ModelSpec
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     clf = Classifier.load(args.model, device="cpu", backend=args.backend, allow_download=False)
@@ -85,16 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     frames = SyntheticSource(probe_sink, size=(640, 480)).frames
     pils = [qimage_to_pil(f) for f in frames]
 
-    client = InferenceClient(lambda spec, progress, cancel: clf)
-    client.load_model(ModelSpec())
-    while client.model is None:
-        app.processEvents()
-        time.sleep(0.005)
-    controller = LiveController(client, lambda: 5)
-    view = CameraView()
-    view.resize(640, 480)
-    view.show()
-    controller.frameShown.connect(view.set_frame)
+    client, controller, view = start_live_pipeline(app, clf)
     latencies: list[float] = []
     seqs: list[int] = []
     measuring = [False]
@@ -215,21 +223,9 @@ class SleepModel:
 def pipeline_overhead(app: object, args: argparse.Namespace) -> None:
     """The live pipeline (640x480 at ``--fps``, the view drawing) with a model of known, CPU-free cost."""
     from squeezelens.gui.camera_source import SyntheticSource
-    from squeezelens.gui.camera_view import CameraView
-    from squeezelens.gui.live_controller import LiveController
-    from squeezelens.gui.worker import InferenceClient, ModelSpec
 
     model = SleepModel(args.sleep_model_ms)
-    client = InferenceClient(lambda spec, progress, cancel: model)
-    client.load_model(ModelSpec())
-    while client.model is None:
-        app.processEvents()
-        time.sleep(0.005)
-    controller = LiveController(client, lambda: 5)
-    view = CameraView()
-    view.resize(640, 480)
-    view.show()
-    controller.frameShown.connect(view.set_frame)
+    client, controller, view = start_live_pipeline(app, model)
     lat: list[float] = []
     controller.resultReady.connect(lambda r, rows: lat.append((time.perf_counter() - r.captured) * 1000))
     controller.set_source(SyntheticSource(controller.sink, size=(640, 480), fps=args.fps,
