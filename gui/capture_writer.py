@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
 from squeezelens.core.class_folders import folder_name
-from squeezelens.core.images import image_extensions
+from squeezelens.core.images import iter_image_files
 
 JPEG_QUALITY = 92
 #: Saves allowed to wait for the writer; more (a very slow disk) are skipped and reported.
@@ -31,11 +31,7 @@ def count_images(folder: Path) -> int:
     """Image files below ``folder`` (recursively, as the dataset scan reads a class folder)."""
     if not folder.is_dir():
         return 0
-    exts = image_extensions()
-    try:
-        return sum(1 for p in folder.rglob("*") if p.suffix.lower() in exts and not p.name.startswith("."))
-    except OSError:
-        return 0
+    return sum(1 for _ in iter_image_files(folder))
 
 
 def save_image(image: QImage, folder: Path, stem: str) -> Path:
