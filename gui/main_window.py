@@ -612,7 +612,7 @@ class MainWindow(QMainWindow):
             error = result.error or getattr(result.pred, "error", None) or "no answer"
             self.results.show_message(f"Could not classify the frame: {error}", "Camera")
         else:
-            self.results.show_prediction("Camera", _LiveView(result.pred, rows), label)
+            self.results.show_prediction("Camera", result.pred, label, rows)
 
     def toggle_fullscreen(self) -> None:
         self.setWindowState(self.windowState() ^ Qt.WindowState.WindowFullScreen)
@@ -662,21 +662,6 @@ def _content_for(paths: list[str]) -> DropContent:
         problem = classify_path(Path(p))
         (content.rejected if problem else content.paths).append(problem or p)
     return content
-
-
-class _LiveView:
-    """A live Prediction as the results panel shows it, with the (smoothed) rows as its top classes."""
-
-    def __init__(self, pred: Any, rows: list[tuple[str, float]]) -> None:
-        self.ok, self.error, self.source = True, None, pred.source
-        self.model, self.untrained = pred.model, pred.untrained
-        self.infer_ms, self.load_ms = pred.infer_ms, pred.load_ms
-        self.top = [_Row(label, prob) for label, prob in rows]
-
-
-class _Row:
-    def __init__(self, label: str, prob: float) -> None:
-        self.label, self.prob = label, prob
 
 
 def _short_name(name: str) -> str:

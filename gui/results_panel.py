@@ -62,8 +62,9 @@ class ResultsPanel(QWidget):
         self.bars.hide()
         self.timing.clear()
 
-    def show_prediction(self, title: str, pred: Any, device_label: str = "") -> None:
-        """A core ``Prediction``: its bars, or its error."""
+    def show_prediction(self, title: str, pred: Any, device_label: str = "",
+                        rows: list[tuple[str, float]] | None = None) -> None:
+        """A core ``Prediction``: its bars (or ``rows`` instead, e.g. live mode's smoothed ones), or its error."""
         self.title.setText(title)
         self.title.show()
         if not pred.ok:
@@ -73,7 +74,7 @@ class ResultsPanel(QWidget):
             self.timing.clear()
             return
         self.state.hide()
-        self.bars.set_rows([(t.label, t.prob) for t in pred.top])
+        self.bars.set_rows(rows if rows is not None else [(t.label, t.prob) for t in pred.top])
         self.bars.show()
         where = f" on {device_label}" if device_label else ""
         self.timing.setText(
