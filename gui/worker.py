@@ -373,11 +373,6 @@ class InferenceClient(QObject):
         self._worker.post(_Job("live", next(self._ids), (mailbox, top_k)))
 
     @property
-    def queued_jobs(self) -> int:
-        """Jobs of every kind waiting for the worker (approximate)."""
-        return self._worker._jobs.qsize()
-
-    @property
     def queued_live_jobs(self) -> int:
         """Live wake-ups posted and not yet taken by the worker (the live controller's no-growth check)."""
         return self._worker.live_posted - self._worker.live_started
