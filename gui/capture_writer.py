@@ -18,6 +18,8 @@ from PySide6.QtGui import QImage
 from squeezelens.core.class_folders import folder_name
 from squeezelens.core.images import iter_image_files
 
+from .late_signals import emit_unless_deleted
+
 JPEG_QUALITY = 92
 #: Saves allowed to wait for the writer; more (a very slow disk) are skipped and reported.
 MAX_QUEUED = 16
@@ -65,14 +67,6 @@ def save_image(image: QImage, folder: Path, stem: str) -> Path:
             Path(tmp).unlink(missing_ok=True)
 
 
-def _emit(writer: CaptureWriter, signal: str, *args: Any) -> None:
-    """Emit from a pool thread; the panel (and this writer) may have been closed meanwhile: nobody listens."""
-    try:
-        getattr(writer, signal).emit(*args)
-    except RuntimeError:  # "Signal source has been deleted"
-        pass
-
-
 class _Save(QRunnable):
     def __init__(self, writer: CaptureWriter, frame: Any, folder: Path, class_name: str, stem: str) -> None:
         super().__init__()
@@ -95,7 +89,7 @@ class _Count(QRunnable):
 
     def run(self) -> None:
         counts = {name: count_images(f) for name, f in self.folders.items()}
-        _emit(self.writer, "counted", self.token, counts)
+        emit_unless_deleted(self.writer, "counted", self.token, counts)
 
 
 class CaptureWriter(QObject):
@@ -149,7 +143,7 @@ class CaptureWriter(QObject):
         return self._pool.waitForDone(msecs)
 
     def _done(self, class_name: str, path: str, error: str) -> None:  # in the pool thread
-        _emit(self, "_finished", class_name, path, error)
+        emit_unless_deleted(self, "_finished", class_name, path, error)
 
     def _on_finished(self, class_name: str, path: str, error: str) -> None:
         self._queued -= 1

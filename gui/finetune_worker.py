@@ -22,6 +22,8 @@ from squeezelens.core.dataset_scan import DatasetTooLarge, ScanCancelled, scan_d
 from squeezelens.core.errors import SqueezeLensError
 from squeezelens.core.finetune import BatchEvent, FinetuneConfig, FinetuneEvent
 
+from .late_signals import emit_unless_deleted
+
 #: At most this many batch events per second reach the GUI (quick mode's head trains thousands of
 #: steps a second); the first and last batch of every epoch/stage always get through.
 BATCH_EVENTS_PER_S = 20
@@ -158,7 +160,4 @@ class DatasetScanner(QObject):
     def _answer(self, cancel: threading.Event, signal: str, *args: Any) -> None:
         if cancel.is_set():
             return  # superseded or shutting down: nobody waits for this answer
-        try:
-            getattr(self, signal).emit(*args)
-        except RuntimeError:  # "Signal source has been deleted": the window went while this scan ran
-            pass
+        emit_unless_deleted(self, signal, *args)

@@ -23,6 +23,7 @@ from PySide6.QtGui import QImage
 from squeezelens.core.errors import DownloadCancelled, SqueezeLensError
 
 from .frame_mailbox import frame_to_pil
+from .late_signals import emit_unless_deleted
 from .qimage_convert import qimage_to_pil
 
 #: Inputs per forward pass in batch jobs: small, so a cancel or a model switch waits at most one batch.
@@ -219,10 +220,7 @@ class InferenceWorker(QThread):
         except Exception:  # noqa: BLE001 - the picker keeps the model it shows; the reason goes to stderr
             traceback.print_exc()
             return
-        try:
-            self.catalogueReady.emit(entries)
-        except RuntimeError:
-            pass  # the window closed meanwhile: nobody is left to tell
+        emit_unless_deleted(self, "catalogueReady", entries)
 
     def _do_classify(self, job: _Job) -> None:
         if self._clf is None:
