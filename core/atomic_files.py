@@ -7,7 +7,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .errors import SqueezeLensError
+from .errors import OutputError
 
 
 def _new_file_mode(out: Path) -> int:
@@ -37,7 +37,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError):
-            raise SqueezeLensError(f"cannot write {out}: {e.strerror or e}") from e
+            raise OutputError(f"cannot write: {e.strerror or e}", str(out)) from e
         if isinstance(e, UnicodeError):  # e.g. a file name with bytes that are not UTF-8
-            raise SqueezeLensError(f"cannot write {out}: the text cannot be saved as UTF-8 ({e.reason})") from e
+            raise OutputError(f"cannot write: the text cannot be saved as UTF-8 ({e.reason})", str(out)) from e
         raise

@@ -64,7 +64,7 @@ def _tag_from_cfg(name: str) -> PretrainedTag:
 
 
 @lru_cache(maxsize=1)
-def list_models() -> tuple[ModelInfo, ...]:
+def list_variants() -> tuple[ModelInfo, ...]:
     """All SE-ResNeXt architectures with pretrained weights, seed variants first."""
     import timm
 
@@ -83,7 +83,7 @@ def find(name: str) -> tuple[ModelInfo, PretrainedTag]:
         KeyError: not an SE-ResNeXt name with pretrained weights.
     """
     arch, _, tag = name.partition(".")
-    for info in list_models():
+    for info in list_variants():
         if info.architecture != arch:
             continue
         if not tag:

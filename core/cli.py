@@ -15,8 +15,8 @@ from typing import TextIO
 
 from . import catalogue, finetune_cli, self_test
 from .atomic_files import write_text_atomic
-from .engine import BACKENDS, DEVICES
 from .errors import SqueezeLensError
+from .options import BACKENDS, DEVICES
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 UNTRAINED_NOTE = "UNTRAINED: no pretrained weights were found, so these predictions come from a random network"
@@ -219,7 +219,7 @@ def format_table(results: list, untrained: bool) -> str:
         out.write(f"!! {UNTRAINED_NOTE}\n\n")
     for r in results:
         if not r.ok:
-            out.write(f"{r.source}\n  error: {_strip_path(r.error, r.source)}\n\n")
+            out.write(f"{r.source}\n  error: {r.error_reason or r.error}\n\n")
             continue
         flag = "  [untrained]" if r.untrained else ""
         out.write(f"{r.source}{flag}  ({r.load_ms + r.infer_ms:.0f} ms)\n")
@@ -228,11 +228,6 @@ def format_table(results: list, untrained: bool) -> str:
             out.write(f"  {rank}. {t.label:<{width}}  {t.prob * 100:6.2f}%  (#{t.index})\n")
         out.write("\n")
     return out.getvalue()
-
-
-def _strip_path(error: str | None, source: str) -> str:
-    error = error or ""
-    return error[len(source) + 2:] if error.startswith(source + ": ") else error
 
 
 def format_csv(results: list, untrained: bool) -> str:
@@ -258,7 +253,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .weights import cached_weights
 
     rows = []
-    for info in catalogue.list_models():
+    for info in catalogue.list_variants():
         for t in info.tags:
             rows.append({
                 "name": t.name, "architecture": info.architecture, "tag": t.tag,

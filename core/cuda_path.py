@@ -13,14 +13,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from .errors import GpuOutOfMemory
+
 log = logging.getLogger(__name__)
 
 B = TypeVar("B")  # a batch
 R = TypeVar("R")  # a batch's result
-
-
-class GpuOutOfMemory(RuntimeError):
-    """Even one input at a time does not fit in the GPU's free memory."""
 
 
 def cuda_driver_device_count() -> int:

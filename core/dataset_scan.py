@@ -24,7 +24,7 @@ from typing import Literal
 
 from PIL import Image
 
-from .errors import SqueezeLensError
+from .errors import DatasetError, DatasetTooLarge, ScanCancelled, SqueezeLensError
 from .images import _raster_formats, check_size, image_extensions
 
 #: A class with fewer images than this gets a warning (the head will barely learn it).
@@ -32,18 +32,6 @@ FEW_IMAGES = 5
 DEFAULT_VAL_SPLIT = 0.2
 DEFAULT_SEED = 0
 VAL_FOLDER_NAMES = ("val", "validation", "valid")
-
-
-class DatasetError(SqueezeLensError):
-    """The folder cannot be used as a finetuning dataset (the message says why and what to do)."""
-
-
-class DatasetTooLarge(DatasetError):
-    """The folder holds more files and folders than the caller's ``max_entries`` (e.g. ``/`` typed by mistake)."""
-
-
-class ScanCancelled(SqueezeLensError):
-    """The caller's ``cancel`` event was set during :func:`scan_dataset`."""
 
 
 @dataclass(frozen=True)
@@ -292,7 +280,7 @@ def check_image_header(path: Path) -> str | None:
                 if im.format == "PNG":
                     im.verify()  # chunk checksums: catches most damaged PNGs without decoding
     except SqueezeLensError as e:
-        return str(e).removeprefix(f"{path.name}: ")
+        return e.reason
     except PermissionError:
         return "permission denied"
     except Image.UnidentifiedImageError:

@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from PIL import Image
 
-from .errors import ImageLoadError, SqueezeLensError
+from .errors import ImageLoadError, SqueezeLensError, UsageError
 from .images import open_image
 from .model_loader import LoadedModel, load_model
+from .options import BACKENDS, DEVICES, EXPORT_MODES, Backend, Device, ExportMode
 from .pipeline import run_batched
 from .preprocess import fast_decode_min_side
 from .weights import ProgressFn, WeightsSource
@@ -35,11 +36,8 @@ log = logging.getLogger(__name__)
 
 #: A path, a PIL image, or an input that already failed upstream (e.g. an empty folder).
 ImageInput = str | os.PathLike | Image.Image | ImageLoadError
-BACKENDS = ("auto", "torch", "onnxruntime")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 #: The error of an input that a cancelled ``classify`` did not get to.
 CANCELLED = "cancelled"
-ExportMode = Literal["background", "wait"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,8 @@ class Prediction:
     source: str
     model: str
     top: list[TopClass] = field(default_factory=list)
-    error: str | None = None
+    error: str | None = None  # "PATH: REASON", as JSON and CSV carry it
+    error_reason: str | None = None  # the same error without the path, for views that show the path apart
     untrained: bool = False
     load_ms: float = 0.0  # decode + preprocess of this input
     infer_ms: float = 0.0  # this input's share of its batch's forward pass
@@ -83,7 +82,7 @@ class Prediction:
 def pick_device(requested: str = "auto") -> str:
     """``auto`` means CUDA if present, then Apple MPS, then CPU; an absent device is an error."""
     if requested not in DEVICES:
-        raise SqueezeLensError(f"unknown device '{requested}'; choose one of {', '.join(DEVICES)}")
+        raise UsageError(f"unknown device '{requested}'; choose one of {', '.join(DEVICES)}")
     import torch
 
     mps = getattr(torch.backends, "mps", None)
@@ -91,9 +90,9 @@ def pick_device(requested: str = "auto") -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
-        raise SqueezeLensError("CUDA was requested but no CUDA GPU is available here; use --device cpu")
+        raise UsageError("CUDA was requested but no CUDA GPU is available here; use --device cpu")
     if requested == "mps" and not has_mps:
-        raise SqueezeLensError("MPS was requested but Apple Metal is not available here; use --device cpu")
+        raise UsageError("MPS was requested but Apple Metal is not available here; use --device cpu")
     return requested
 
 
@@ -102,12 +101,12 @@ def pick_backend(requested: str = "auto", device: str = "cpu") -> str:
     from .onnx_backend import onnxruntime_available
 
     if requested not in BACKENDS:
-        raise SqueezeLensError(f"unknown backend '{requested}'; choose one of {', '.join(BACKENDS)}")
+        raise UsageError(f"unknown backend '{requested}'; choose one of {', '.join(BACKENDS)}")
     if requested == "onnxruntime":
         if not onnxruntime_available():
-            raise SqueezeLensError("ONNX Runtime is not installed (pip install onnxruntime); use --backend torch")
+            raise UsageError("ONNX Runtime is not installed (pip install onnxruntime); use --backend torch")
         if device not in ("cpu", "cuda"):
-            raise SqueezeLensError(f"ONNX Runtime does not run on {device} here; use --backend torch")
+            raise UsageError(f"ONNX Runtime does not run on {device} here; use --backend torch")
         return "onnxruntime"
     if requested == "auto" and device == "cpu" and onnxruntime_available():
         return "onnxruntime"
@@ -238,8 +237,8 @@ class Classifier:
         cls,
         model: str | None = None,
         weights: str | os.PathLike | None = None,
-        device: str = "auto",
-        backend: str = "auto",
+        device: Device | str = "auto",
+        backend: Backend | str = "auto",
         *,
         fast_decode: bool = True,
         allow_download: bool = True,
@@ -260,13 +259,13 @@ class Classifier:
                 export is ready; ``wait`` exports first. An explicit ``onnxruntime`` always waits.
         """
         if backend not in BACKENDS:
-            raise SqueezeLensError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+            raise UsageError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
         if device not in DEVICES:
-            raise SqueezeLensError(f"unknown device '{device}'; choose one of {', '.join(DEVICES)}")
-        if export not in ("background", "wait"):
-            raise ValueError("export must be 'background' or 'wait'")
+            raise UsageError(f"unknown device '{device}'; choose one of {', '.join(DEVICES)}")
+        if export not in EXPORT_MODES:
+            raise UsageError("export must be 'background' or 'wait'")
         if backend == "onnxruntime" and device == "mps":
-            raise SqueezeLensError("ONNX Runtime does not run on mps here; use --backend torch or --device cpu")
+            raise UsageError("ONNX Runtime does not run on mps here; use --backend torch or --device cpu")
         fast = cls._load_cached_graph(model, weights, device, backend, fast_decode, allow_download, progress, cancel)
         if fast is not None:
             return fast
@@ -505,7 +504,7 @@ class Classifier:
             One Prediction per input, in input order.
         """
         if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+            raise UsageError("batch_size must be at least 1")
         k = max(1, min(top_k, len(self.labels)))
 
         def load(src: ImageInput) -> tuple[ImageInput, Any, float]:
@@ -520,10 +519,12 @@ class Classifier:
             return preds
 
         def failed(src: ImageInput, e: BaseException) -> Prediction:
-            return Prediction(_describe(src), self.name, error=str(e), untrained=self.untrained)
+            reason = e.reason if isinstance(e, SqueezeLensError) else str(e)
+            return Prediction(_describe(src), self.name, error=str(e), error_reason=reason, untrained=self.untrained)
 
         def cancelled(src: ImageInput) -> Prediction:
-            return Prediction(_describe(src), self.name, error=CANCELLED, untrained=self.untrained)
+            return Prediction(_describe(src), self.name, error=CANCELLED, error_reason=CANCELLED,
+                              untrained=self.untrained)
 
         return run_batched(
             list(inputs), load, infer, failed=failed, cancelled=cancelled, batch_size=batch_size,

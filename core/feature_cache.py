@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ImageLoadError, SqueezeLensError
+from .errors import Cancelled, ImageLoadError
 from .images import open_image
 from .paths import cache_dir
 
@@ -32,10 +32,6 @@ CACHE_FORMAT = 1
 
 #: (images done, images to extract, seconds elapsed) after each extracted batch.
 BatchFn = Callable[[int, int, float], None]
-
-
-class Cancelled(SqueezeLensError):
-    """The caller's cancel event was set."""
 
 
 def file_key(path: str | os.PathLike) -> str:
@@ -196,7 +192,7 @@ def extract_features(
                 tensors.append(transform(open_image(paths[i], decode_min_side)))
                 idx.append(i)
             except ImageLoadError as e:
-                failed[i] = str(e).removeprefix(f"{paths[i]}: ")
+                failed[i] = e.reason
         if tensors:
             with torch.inference_mode():
                 x = torch.stack(tensors).to(device)

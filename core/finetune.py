@@ -41,7 +41,7 @@ from .dataset_scan import (
     SkippedFile,
     scan_dataset,
 )
-from .errors import DownloadCancelled, SqueezeLensError
+from .errors import DownloadCancelled, FinetuneCancelled, SqueezeLensError
 from .model_loader import is_saved_model_dir
 from .paths import cache_dir
 from .train_metrics import ClassMetrics, accuracy, class_metrics, confusion_matrix
@@ -52,16 +52,6 @@ DEFAULT_EPOCHS = {"quick": 50, "deep": 5}
 DEFAULT_LR = {"quick": 1e-3, "deep": 1e-3}
 DEFAULT_WEIGHT_DECAY = {"quick": 1e-4, "deep": 0.05}
 CHECKPOINT_FORMAT = 1
-
-
-class FinetuneCancelled(SqueezeLensError):
-    """The run was cancelled; the output folder is as it was. ``checkpoint`` is set when deep mode
-    can resume from a finished epoch (``epochs_done`` of them)."""
-
-    def __init__(self, message: str, checkpoint: Path | None = None, epochs_done: int = 0) -> None:
-        super().__init__(message)
-        self.checkpoint = checkpoint
-        self.epochs_done = epochs_done
 
 
 @dataclass
@@ -648,7 +638,7 @@ class _ImageDataset:
         try:
             return self.transform(open_image(s.path, self.decode_side)), s.label, i, ""
         except ImageLoadError as e:
-            return torch.zeros(self.shape), s.label, i, str(e).removeprefix(f"{s.path}: ") or "unreadable"
+            return torch.zeros(self.shape), s.label, i, e.reason or "unreadable"
 
 
 def _checkpoint_path(cfg: FinetuneConfig) -> Path:

@@ -17,8 +17,8 @@ import threading
 import time
 from typing import Any, TextIO
 
-from .engine import DEVICES
 from .errors import SqueezeLensError
+from .options import DEVICES
 
 EXIT_OK, EXIT_USAGE, EXIT_CANCELLED = 0, 2, 130
 #: Seconds between progress lines when stderr is not a terminal (logs, pipes).

@@ -53,14 +53,14 @@ def image_extensions() -> frozenset[str]:
 def check_size(w: int, h: int, name: str) -> None:
     """Refuse (ImageLoadError) pictures too large to decode or too elongated to resize safely."""
     if w <= 0 or h <= 0:
-        raise ImageLoadError(f"{name}: image has no pixels ({w}x{h})")
+        raise ImageLoadError(f"image has no pixels ({w}x{h})", name)
     if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
         raise ImageLoadError(
-            f"{name}: image too large ({w}x{h} pixels; the limit is "
-            f"{MAX_PIXELS // 1_000_000} megapixels and {MAX_SIDE} pixels a side)"
+            f"image too large ({w}x{h} pixels; the limit is "
+            f"{MAX_PIXELS // 1_000_000} megapixels and {MAX_SIDE} pixels a side)", name,
         )
     if max(w, h) > MAX_ASPECT * min(w, h):
-        raise ImageLoadError(f"{name}: image too elongated to classify ({w}x{h}; at most {MAX_ASPECT}:1)")
+        raise ImageLoadError(f"image too elongated to classify ({w}x{h}; at most {MAX_ASPECT}:1)", name)
 
 
 def iter_image_files(folder: Path) -> Iterator[Path]:
@@ -87,7 +87,7 @@ def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path | ImageLoadEr
             if found:
                 out.extend(found)
             else:
-                out.append(ImageLoadError(f"{path}: no images found in folder", str(path)))
+                out.append(ImageLoadError("no images found in folder", str(path)))
         else:
             out.append(path)
     return out
@@ -163,7 +163,7 @@ def open_image(source: str | os.PathLike | Image.Image, fast_min_side: int | Non
         try:
             return to_rgb(ImageOps.exif_transpose(source))
         except Exception as e:  # a lazily decoded PIL image can still fail here
-            raise ImageLoadError(f"{name}: image could not be decoded ({e})") from e
+            raise ImageLoadError(f"image could not be decoded ({e})", name) from e
     name = str(Path(source))
     try:
         return _open_file(Path(source), name, fast_min_side)
@@ -171,26 +171,26 @@ def open_image(source: str | os.PathLike | Image.Image, fast_min_side: int | Non
         e.path = name
         raise
     except FileNotFoundError as e:
-        raise ImageLoadError(f"{name}: file not found", name) from e
+        raise ImageLoadError("file not found", name) from e
     except PermissionError as e:
-        raise ImageLoadError(f"{name}: permission denied", name) from e
+        raise ImageLoadError("permission denied", name) from e
     except UnidentifiedImageError as e:
-        raise ImageLoadError(f"{name}: not an image, or a format this app cannot read", name) from e
+        raise ImageLoadError("not an image, or a format this app cannot read", name) from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageLoadError(f"{name}: image too large (refused as a possible decompression bomb)", name) from e
+        raise ImageLoadError("image too large (refused as a possible decompression bomb)", name) from e
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
         if getattr(e, "errno", None) == errno.ELOOP:
-            raise ImageLoadError(f"{name}: symbolic link loop", name) from e
-        raise ImageLoadError(f"{name}: broken or truncated image ({e})", name) from e
+            raise ImageLoadError("symbolic link loop", name) from e
+        raise ImageLoadError(f"broken or truncated image ({e})", name) from e
     except MemoryError as e:
-        raise ImageLoadError(f"{name}: not enough memory to decode this image", name) from e
+        raise ImageLoadError("not enough memory to decode this image", name) from e
 
 
 def _open_file(path: Path, name: str, fast_min_side: int | None) -> Image.Image:
     if path.is_dir():
-        raise ImageLoadError(f"{name}: is a folder, not an image")
+        raise ImageLoadError("is a folder, not an image", name)
     if path.stat().st_size == 0:
-        raise ImageLoadError(f"{name}: empty file")
+        raise ImageLoadError("empty file", name)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path, formats=_raster_formats()) as im:

@@ -83,11 +83,11 @@ def load_model(
     except KeyError:
         arch, _, wanted = model.partition(".")
         if not catalogue.is_known_architecture(arch):
-            known = ", ".join(i.architecture for i in catalogue.list_models())
+            known = ", ".join(i.architecture for i in catalogue.list_variants())
             raise ModelNotFoundError(
                 f"unknown model '{model}'. Choose one of: {known}; or give a saved-model folder."
             ) from None
-        tags = [t.tag for i in catalogue.list_models() if i.architecture == arch for t in i.tags]
+        tags = [t.tag for i in catalogue.list_variants() if i.architecture == arch for t in i.tags]
         if wanted:
             raise ModelNotFoundError(
                 f"'{arch}' has no pretrained tag '{wanted}'; its tags: {', '.join(tags) or 'none'}"

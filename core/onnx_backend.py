@@ -39,7 +39,7 @@ import numpy as np
 
 from . import catalogue
 from .device_info import usable_cpus
-from .errors import SqueezeLensError
+from .errors import ExportError, UsageError
 from .paths import cache_dir
 from .weights import ProgressFn, WeightsSource, resolve_weights
 
@@ -60,10 +60,6 @@ ALLOW_SPINNING = True
 #: Largest batch ONNX Runtime runs at once on the CPU. A CPU gains nothing from bigger batches, and
 #: they cost memory: the CLI on 32 photos ran in 1.21 s / 0.31 GB peak with 4, 1.31 s / 0.66 GB with 16.
 CPU_MAX_BATCH = 4
-
-
-class ExportError(SqueezeLensError):
-    """The model could not be exported to ONNX, or the export disagrees with torch."""
 
 
 def onnxruntime_available() -> bool:
@@ -182,10 +178,10 @@ class OrtRunner:
         providers = ["CPUExecutionProvider"]
         if device == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise SqueezeLensError("this ONNX Runtime has no CUDA support; use --backend torch for the GPU")
+                raise UsageError("this ONNX Runtime has no CUDA support; use --backend torch for the GPU")
             providers.insert(0, "CUDAExecutionProvider")
         elif device != "cpu":
-            raise SqueezeLensError(f"the ONNX Runtime backend runs on cpu or cuda, not {device}; use --backend torch")
+            raise UsageError(f"the ONNX Runtime backend runs on cpu or cuda, not {device}; use --backend torch")
         self.session = ort.InferenceSession(str(path), so, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.device = device

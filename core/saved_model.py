@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import SqueezeLensError
+from .errors import OutputError, UsageError
 
 
 def save_model(
@@ -29,13 +29,13 @@ def save_model(
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists() and not out.is_dir():
-        raise SqueezeLensError(f"{out}: exists and is not a folder")
+        raise OutputError("exists and is not a folder", str(out))
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.saving-", dir=out.parent))
     try:
         config: dict[str, Any] = dict(extra_config or {})
         if label_names is not None:
             if len(label_names) != model.num_classes:
-                raise SqueezeLensError(
+                raise UsageError(
                     f"{len(label_names)} label names for a model with {model.num_classes} classes"
                 )
             config["label_names"] = list(label_names)

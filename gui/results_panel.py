@@ -68,7 +68,8 @@ class ResultsPanel(QWidget):
         self.title.setText(title)
         self.title.show()
         if not pred.ok:
-            self.state.setText(f"Could not classify this image: {_strip(pred.error, pred.source)}")
+            reason = pred.error_reason or pred.error or "unknown error"
+            self.state.setText(f"Could not classify this image: {reason}")
             self.state.show()
             self.bars.hide()
             self.timing.clear()
@@ -81,8 +82,3 @@ class ResultsPanel(QWidget):
             f"{pred.model}: model {pred.infer_ms:.0f} ms{where}, decode {pred.load_ms:.0f} ms"
             + ("  -  untrained" if pred.untrained else "")
         )
-
-
-def _strip(error: str | None, source: str) -> str:
-    error = error or "unknown error"
-    return error[len(source) + 2:] if source and error.startswith(source + ": ") else error

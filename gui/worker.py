@@ -211,7 +211,7 @@ class InferenceWorker(QThread):
             from squeezelens.core.weights import cached_weights
 
             entries = []
-            for info in catalogue.list_models():
+            for info in catalogue.list_variants():
                 for t in info.tags:
                     entries.append(CatalogueEntry(
                         t.name, info.architecture, cached_weights(t.hf_hub_id) is not None, t.license,

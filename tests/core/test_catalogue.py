@@ -9,7 +9,7 @@ from squeezelens.core import catalogue
 
 
 def test_every_pretrained_seresnext_is_listed_seed_first() -> None:
-    infos = catalogue.list_models()
+    infos = catalogue.list_variants()
     names = [t.name for i in infos for t in i.tags]
     assert sorted(names) == sorted(timm.list_models("seresnext*", pretrained=True))
     assert [i.architecture for i in infos[:3]] == list(catalogue.SEED_MODELS)
@@ -17,7 +17,7 @@ def test_every_pretrained_seresnext_is_listed_seed_first() -> None:
 
 
 def test_fields_come_from_pretrained_cfg() -> None:
-    for info in catalogue.list_models():
+    for info in catalogue.list_variants():
         for t in info.tags:
             cfg = get_pretrained_cfg(t.name)
             assert t.input_size == tuple(cfg.input_size)

@@ -10,7 +10,7 @@ import timm
 import torch
 
 from squeezelens import Classifier
-from squeezelens.core import saved_model
+from squeezelens.core.errors import SqueezeLensError, UsageError
 from squeezelens.core.saved_model import save_model
 
 LABELS = ["red", "green", "blue"]
@@ -81,7 +81,7 @@ def test_failed_save_keeps_previous_model(tmp_path: Path, small_model, monkeypat
 
 
 def test_label_count_must_match(tmp_path: Path, small_model) -> None:
-    with pytest.raises(saved_model.SqueezeLensError, match="2 label names"):
+    with pytest.raises(UsageError, match="2 label names"):
         save_model(small_model, tmp_path / "x", ["a", "b"])
     assert not (tmp_path / "x").exists()
 
@@ -91,5 +91,5 @@ def test_weights_may_name_a_saved_folder(tmp_path: Path, small_model) -> None:
     clf = Classifier.load("seresnext26d_32x4d", weights=out, device="cpu", backend="torch")
     assert clf.labels == LABELS and clf.loaded.weights.kind == "dir"
     (tmp_path / "plain").mkdir()
-    with pytest.raises(saved_model.SqueezeLensError, match="without config.json"):
+    with pytest.raises(SqueezeLensError, match="without config.json"):
         Classifier.load("seresnext26d_32x4d", weights=tmp_path / "plain", device="cpu")

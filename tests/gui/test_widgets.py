@@ -29,7 +29,8 @@ def pred(source: str, *top: tuple[str, float], untrained: bool = False) -> Predi
 
 
 def failed(source: str, why: str = "broken or truncated image") -> Prediction:
-    return Prediction(source=source, model="seresnext26d_32x4d", error=f"{source}: {why}")
+    return Prediction(source=source, model="seresnext26d_32x4d", error=f"{source}: {why}",
+                      error_reason=why)
 
 
 # -- TopKBars ---------------------------------------------------------------------------------------
