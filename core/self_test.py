@@ -49,11 +49,14 @@ def check_sample_image() -> str:
 
 def check_class_names() -> str:
     """timm's ImageNet tables are data files: the first thing a bundle forgets."""
-    from .labels import _imagenet_names
+    from .labels import imagenet_names
 
-    names = _imagenet_names(1000)
-    if not names or len(names) != 1000:
-        raise SelfTestFailure("timm's ImageNet class names did not load (timm/data/_info is missing)")
+    try:
+        names = imagenet_names("imagenet-1k")
+    except FileNotFoundError as e:
+        raise SelfTestFailure("timm's ImageNet class names did not load (timm/data/_info is missing)") from e
+    if len(names) != 1000:
+        raise SelfTestFailure(f"timm's ImageNet-1k table has {len(names)} classes, not 1000")
     return f"{len(names)} ImageNet classes from timm (#281 = {names[281]!r}, #999 = {names[999]!r})"
 
 
