@@ -5,8 +5,10 @@ Two layouts (timm's ImageFolder form):
 - ``DATA_DIR/<class>/**/image`` — one subfolder per class; a stratified validation split is drawn.
 - ``DATA_DIR/train/<class>/...`` and ``DATA_DIR/val/<class>/...`` (or ``validation/``) — as given.
 
-The scan reads each file's header only (format allow-list, size guard, PNG checksums), so a large
-folder scans in seconds; a file that still fails to decode later is reported by the finetuner.
+The scan reads each file's header only, with the image loader's own check
+(:func:`~squeezelens.core.images.check_image_header`: format allow-list, size guard, PNG checksums)
+and the loader's reasons, so a large folder scans in seconds; a file that still fails to decode
+later is reported by the finetuner.
 Nothing here imports torch.
 """
 
@@ -16,16 +18,13 @@ import os
 import random
 import re
 import threading
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from PIL import Image
-
-from .errors import DatasetError, DatasetTooLarge, ScanCancelled, SqueezeLensError
-from .images import _raster_formats, check_size, image_extensions
+from .errors import DatasetError, DatasetTooLarge, ImageLoadError, ScanCancelled
+from .images import check_image_header, image_extensions
 
 #: A class with fewer images than this gets a warning (the head will barely learn it).
 FEW_IMAGES = 5
@@ -237,11 +236,13 @@ def _scan_class_folders(
                 if os.path.splitext(name)[1].lower() not in exts:
                     skipped.append(SkippedFile(p, "not an image file type this app reads"))
                     continue
-                problem = check_image_header(p) if check else None
-                if problem:
-                    skipped.append(SkippedFile(p, problem))
-                else:
-                    files.append(p)
+                if check:
+                    try:
+                        check_image_header(p)
+                    except ImageLoadError as e:
+                        skipped.append(SkippedFile(p, e.reason))
+                        continue
+                files.append(p)
         per_class[entry.name] = sorted(files, key=lambda q: natural_key(str(q)))
     if loose:
         notes.append(f"{loose} image(s) directly in {folder} are in no class folder and were ignored")
@@ -266,30 +267,6 @@ def _warn_small(names: Sequence[str], per_class: dict[str, list[Path]], notes: l
     small = [f"{n} ({len(per_class[n])})" for n in names if len(per_class[n]) < FEW_IMAGES]
     if small:
         notes.append(f"fewer than {FEW_IMAGES} images in: {', '.join(small)}; expect a weak model for these classes")
-
-
-def check_image_header(path: Path) -> str | None:
-    """Why ``path`` is not a usable image (from its header, without decoding), or None."""
-    try:
-        if path.stat().st_size == 0:
-            return "empty file"
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path, formats=_raster_formats()) as im:
-                check_size(*im.size, path.name)
-                if im.format == "PNG":
-                    im.verify()  # chunk checksums: catches most damaged PNGs without decoding
-    except SqueezeLensError as e:
-        return e.reason
-    except PermissionError:
-        return "permission denied"
-    except Image.UnidentifiedImageError:
-        return "not an image, or a format this app cannot read"
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return "image too large"
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        return f"broken or truncated image ({e})"
-    return None
 
 
 def natural_key(text: str) -> list[int | str]:

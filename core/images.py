@@ -1,8 +1,11 @@
 """Reading any image file Pillow understands into a proper RGB picture.
 
-One input, one result: a file that cannot be used raises :class:`ImageLoadError` with a message
-for a person. Nothing here knows about models except the size the model will shrink to, which the
-JPEG fast path uses to decode at a reduced scale.
+One input, one result: a file that cannot be used raises :class:`ImageLoadError` with a reason for
+a person. Every file goes through one header check, :func:`open_checked` (format allow-list, size
+limits, decompression-bomb guard, one error reason per failure), which both the loader
+(:func:`open_image`) and the finetune dataset scan (:func:`check_image_header`) use. Nothing here
+knows about models except the size the model will shrink to, which the JPEG fast path uses to
+decode at a reduced scale.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import struct
 import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +25,7 @@ from .errors import ImageLoadError
 
 #: Largest picture accepted, in pixels (about 16k x 12k). Far above any camera, far below a bomb.
 MAX_PIXELS = 200_000_000
-#: Largest side accepted, in pixels.
+#: Largest side accepted, in pixels: under 65,536, the most a JPEG header (16-bit fields) can state.
 MAX_SIDE = 65_500
 #: Longest side over shortest side. The eval transform scales the *shorter* side up or down to
 #: ~256 px, so a 16000x1 strip would become a 4-gigapixel resize; 500:1 keeps it under 130k px.
@@ -32,7 +36,9 @@ MAX_ASPECT = 500
 RASTER_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "DIB", "GIF", "TIFF", "PPM", "TGA", "ICO",
                   "JPEG2000", "QOI", "AVIF", "HEIF", "SGI", "PCX")
 
-# Never let Pillow itself print a DecompressionBomb warning for what our guard lets through.
+# Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; the same limit as ours means it
+# never prints a DecompressionBomb warning for what our guard lets through (open_checked makes the
+# warning an error for what it does not).
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -51,7 +57,17 @@ def image_extensions() -> frozenset[str]:
 
 
 def check_size(w: int, h: int, name: str) -> None:
-    """Refuse (ImageLoadError) pictures too large to decode or too elongated to resize safely."""
+    """Refuse pictures too large to decode or too elongated to resize safely.
+
+    Args:
+        w: width in pixels (from the header: nothing need be decoded).
+        h: height in pixels.
+        name: the file (or image) the size is of, for the error's ``path``.
+
+    Raises:
+        ImageLoadError: no pixels; more than :data:`MAX_PIXELS` pixels or a side over
+            :data:`MAX_SIDE`; or longer than :data:`MAX_ASPECT` times its shorter side.
+    """
     if w <= 0 or h <= 0:
         raise ImageLoadError(f"image has no pixels ({w}x{h})", name)
     if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
@@ -146,7 +162,7 @@ def _draft_size(size: tuple[int, int], min_side: int) -> tuple[int, int]:
     return max(min_side, w * min_side // h), min_side
 
 
-def open_image(source: str | os.PathLike | Image.Image, fast_min_side: int | None = None) -> Image.Image:
+def open_image(source: str | os.PathLike[str] | Image.Image, fast_min_side: int | None = None) -> Image.Image:
     """Read one image as RGB with EXIF orientation applied.
 
     Args:
@@ -154,19 +170,65 @@ def open_image(source: str | os.PathLike | Image.Image, fast_min_side: int | Non
         fast_min_side: when set, JPEGs are decoded at the smallest DCT scale whose shorter side is
             still at least this many pixels (Pillow's ``draft``); ``None`` decodes full size.
 
+    Returns:
+        An ``RGB`` image, upright, of the file's own size (or, with ``fast_min_side``, a JPEG scaled
+        down by 1/2, 1/4 or 1/8).
+
     Raises:
-        ImageLoadError: missing, unreadable, empty, truncated, not an image, or too large.
+        ImageLoadError: missing, unreadable, empty, truncated, not an image, or too large; ``path`` is
+            the file (or a PIL image's ``filename``, else ``"image"``).
     """
     if isinstance(source, Image.Image):
         name = getattr(source, "filename", "") or "image"
-        check_size(*source.size, name)
+        w, h = source.size
+        check_size(w, h, name)
         try:
             return to_rgb(ImageOps.exif_transpose(source))
         except Exception as e:  # a lazily decoded PIL image can still fail here
             raise ImageLoadError(f"image could not be decoded ({e})", name) from e
-    name = str(Path(source))
+    with open_checked(source) as im:
+        im.seek(0)  # first frame of a GIF, first page of a TIFF
+        if fast_min_side and isinstance(im, JpegImagePlugin.JpegImageFile):  # JPEG and MPO
+            im.draft("RGB", _draft_size(im.size, fast_min_side))
+        im.load()
+        return to_rgb(ImageOps.exif_transpose(im))
+
+
+@contextmanager
+def open_checked(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
+    """Open an image file lazily, once its header shows a usable picture; the one check for all files.
+
+    Before any pixel is decoded: not a folder, not empty, a format of :data:`RASTER_FORMATS`, and a
+    size :func:`check_size` accepts (Pillow's decompression-bomb warning is an error too). Whatever
+    the ``with`` block then does with the image (decode it, verify it) fails the same way: every
+    error Pillow or the file system raises becomes one :class:`ImageLoadError` with a reason for a
+    person, so the loader and the dataset scan give the same reason for the same file.
+
+    Args:
+        path: the image file.
+
+    Yields:
+        The opened, not yet decoded image (Pillow's lazy ``Image.open``), closed after the block.
+
+    Raises:
+        ImageLoadError: with ``path`` set to the file and ``reason`` one of: file not found, is a
+            folder, empty file, permission denied, symbolic link loop, not an image (or a format
+            outside :data:`RASTER_FORMATS`), image too large / too elongated, broken or truncated
+            image, not enough memory.
+    """
+    name = str(Path(path))
     try:
-        return _open_file(Path(source), name, fast_min_side)
+        p = Path(path)
+        if p.is_dir():
+            raise ImageLoadError("is a folder, not an image", name)
+        if p.stat().st_size == 0:
+            raise ImageLoadError("empty file", name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p, formats=_raster_formats()) as im:
+                w, h = im.size
+                check_size(w, h, name)
+                yield im
     except ImageLoadError as e:
         e.path = name
         raise
@@ -186,17 +248,16 @@ def open_image(source: str | os.PathLike | Image.Image, fast_min_side: int | Non
         raise ImageLoadError("not enough memory to decode this image", name) from e
 
 
-def _open_file(path: Path, name: str, fast_min_side: int | None) -> Image.Image:
-    if path.is_dir():
-        raise ImageLoadError("is a folder, not an image", name)
-    if path.stat().st_size == 0:
-        raise ImageLoadError("empty file", name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path, formats=_raster_formats()) as im:
-            check_size(*im.size, name)  # from the header, before any pixel is decoded
-            im.seek(0)  # first frame of a GIF, first page of a TIFF
-            if fast_min_side and isinstance(im, JpegImagePlugin.JpegImageFile):  # JPEG and MPO
-                im.draft("RGB", _draft_size(im.size, fast_min_side))
-            im.load()
-            return to_rgb(ImageOps.exif_transpose(im))
+def check_image_header(path: str | os.PathLike[str]) -> None:
+    """Refuse a file that is not a usable image, from its header alone (no pixel is decoded).
+
+    :func:`open_checked`'s checks, plus a PNG's chunk checksums (``Image.verify``), which catch most
+    damaged PNGs without decoding. A file that passes can still fail to decode later (a JPEG cut off
+    after its header); :func:`open_image` reports that.
+
+    Raises:
+        ImageLoadError: as :func:`open_checked`; ``reason`` says why without the path.
+    """
+    with open_checked(path) as im:
+        if im.format == "PNG":
+            im.verify()

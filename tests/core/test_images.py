@@ -748,3 +748,54 @@ def test_folder_walk_skips_non_photo_formats(tmp_path: Path) -> None:
     eps.write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
     with pytest.raises(ImageLoadError, match="not an image"):
         open_image(eps)  # never handed to Ghostscript
+
+
+def test_dataset_scan_and_loader_share_one_header_check(tmp_path: Path) -> None:
+    """check_image_header (the finetune scan's) refuses what open_image refuses before decoding, for
+    the same reason, and keeps the path out of the reason."""
+    from squeezelens.core.images import check_image_header
+
+    good = tmp_path / "good.png"
+    two_colour().save(good)
+    files = {
+        "empty.png": b"",
+        "fake.jpg": b"this is text, not a JPEG",
+        "huge.png": png_claiming(MAX_SIDE + 1, 1),
+        "bomb.png": png_claiming(20_000, MAX_PIXELS // 20_000 + 1),
+        "figure.eps": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    Image.new("L", (16000, 1)).save(tmp_path / "strip.png")
+    (tmp_path / "folder.png").mkdir()
+    check_image_header(good)
+    reasons = {}
+    for name in [*files, "strip.png", "folder.png", "missing.png"]:
+        path = tmp_path / name
+        with pytest.raises(ImageLoadError) as scanned:
+            check_image_header(path)
+        with pytest.raises(ImageLoadError) as loaded:
+            open_image(path)
+        assert scanned.value.reason == loaded.value.reason, name
+        assert scanned.value.path == loaded.value.path == str(path)
+        assert str(tmp_path) not in scanned.value.reason
+        reasons[name] = scanned.value.reason
+    assert reasons["empty.png"] == "empty file"
+    assert reasons["missing.png"] == "file not found"
+    assert reasons["folder.png"] == "is a folder, not an image"
+    assert "not an image" in reasons["fake.jpg"] and "not an image" in reasons["figure.eps"]
+    assert reasons["huge.png"].startswith("image too large") and "decompression bomb" in reasons["bomb.png"]
+    assert "too elongated" in reasons["strip.png"]
+
+
+def test_header_check_verifies_png_checksums_without_decoding(tmp_path: Path) -> None:
+    """A PNG with a damaged chunk passes Image.open; the header check still refuses it, as a broken image."""
+    from squeezelens.core.images import check_image_header
+
+    data = bytearray(png_claiming(4, 4))
+    data[-13] ^= 0xFF  # the IDAT chunk's checksum (IEND is the last 12 bytes)
+    path = tmp_path / "damaged.png"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageLoadError, match="broken or truncated image") as info:
+        check_image_header(path)
+    assert info.value.path == str(path)
