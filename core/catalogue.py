@@ -49,11 +49,12 @@ def _tag_from_cfg(name: str) -> PretrainedTag:
     cfg = get_pretrained_cfg(name)
     if cfg is None:  # pragma: no cover - timm lists only names it has configs for
         raise KeyError(name)
+    channels, height, width = cfg.input_size  # timm types it Tuple[int, ...]; it is always (C, H, W)
     return PretrainedTag(
         name=name,
         tag=cfg.tag or "",
         hf_hub_id=cfg.hf_hub_id,
-        input_size=tuple(cfg.input_size),
+        input_size=(int(channels), int(height), int(width)),
         crop_pct=float(cfg.crop_pct),
         interpolation=str(cfg.interpolation),
         mean=tuple(cfg.mean),

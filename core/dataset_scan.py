@@ -132,9 +132,9 @@ def scan_dataset(
     """
     path = Path(root)
     if not path.exists():
-        raise DatasetError(f"{path}: folder not found")
+        raise DatasetError("folder not found", str(path))
     if not path.is_dir():
-        raise DatasetError(f"{path}: not a folder; give a folder with one subfolder per class")
+        raise DatasetError("not a folder; give a folder with one subfolder per class", str(path))
     if not 0.0 < val_split < 1.0:
         raise DatasetError(f"validation split must be between 0 and 1 (exclusive), not {val_split}")
 
@@ -183,7 +183,7 @@ def _scan_train_val(
     if missing:
         notes.append(f"no validation images for: {', '.join(missing)}")
     if not val:
-        raise DatasetError(f"{val_dir}: no validation images of the training classes ({', '.join(names)})")
+        raise DatasetError(f"no validation images of the training classes ({', '.join(names)})", str(val_dir))
     train = [Sample(p, index[n]) for n in names for p in per_train[n]]
     val.sort(key=lambda s: (s.label, s.path))
     _warn_small(names, per_train, notes)
@@ -199,12 +199,12 @@ class _Budget:
 
     def tick(self, n: int = 1) -> None:
         if self.cancel is not None and self.cancel.is_set():
-            raise ScanCancelled(f"{self.root}: scan cancelled")
+            raise ScanCancelled("scan cancelled", str(self.root))
         self.seen += n
         if self.max_entries is not None and self.seen > self.max_entries:
             raise DatasetTooLarge(
-                f"{self.root}: more than {self.max_entries:,} files and folders; is this the dataset folder? "
-                "(a dataset folder holds one subfolder of images per class)"
+                f"more than {self.max_entries:,} files and folders; is this the dataset folder? "
+                "(a dataset folder holds one subfolder of images per class)", str(self.root),
             )
 
 
@@ -257,8 +257,8 @@ def _usable_classes(folder: Path, per_class: dict[str, list[Path]], notes: list[
     if len(names) < 2:
         found = f"found 1 class folder with images ('{names[0]}')" if names else "found no class folders with images"
         raise DatasetError(
-            f"{folder}: {found}; finetuning needs at least 2 classes, one subfolder of images per class "
-            f"(e.g. {folder}/cats/*.jpg and {folder}/dogs/*.jpg)"
+            f"{found}; finetuning needs at least 2 classes, one subfolder of images per class "
+            f"(e.g. {folder}/cats/*.jpg and {folder}/dogs/*.jpg)", str(folder),
         )
     return names
 

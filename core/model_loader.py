@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ class LoadedModel:
         return self.weights.untrained
 
 
-def is_saved_model_dir(path: str | Path) -> bool:
+def is_saved_model_dir(path: str | os.PathLike[str]) -> bool:
     """A folder in timm's local-dir layout (``config.json`` beside the weights)."""
     p = Path(path)
     return p.is_dir() and (p / "config.json").is_file()
@@ -43,7 +44,7 @@ def is_saved_model_dir(path: str | Path) -> bool:
 
 def load_model(
     model: str | None = None,
-    weights: str | Path | None = None,
+    weights: str | os.PathLike[str] | None = None,
     *,
     allow_download: bool = True,
     progress: ProgressFn | None = None,
@@ -67,7 +68,7 @@ def load_model(
         return _load_saved_dir(Path(model), weights)
     if weights is not None and Path(weights).is_dir():
         if not is_saved_model_dir(weights):
-            raise WeightsError(f"{weights}: a folder without config.json is not a saved model")
+            raise WeightsError("a folder without config.json is not a saved model", str(weights))
         loaded = _load_saved_dir(Path(weights), None)
         if model is not None and model.split(".", 1)[0] != loaded.architecture:
             raise WeightsError(f"{weights} holds a {loaded.architecture}, not a {model}; drop --model or pick another")
@@ -76,7 +77,7 @@ def load_model(
     if not model.strip():
         raise ModelNotFoundError("no model name given")
     if Path(model).exists() and not catalogue.is_known_architecture(model):
-        raise ModelNotFoundError(f"{model}: not a saved-model folder (it has no config.json)")
+        raise ModelNotFoundError("not a saved-model folder (it has no config.json)", str(model))
     try:
         _, tag = catalogue.find(model)
         create_name, hf_hub_id = tag.name, tag.hf_hub_id
@@ -125,7 +126,8 @@ def _create_with_weights(create_name: str, source: WeightsSource) -> Any:
             return timm.create_model(create_name, pretrained=False).eval()
     sd = load_state_dict_file(source.path)
     num_classes = _num_classes_in(sd)
-    net = timm.create_model(create_name, pretrained=False, **({"num_classes": num_classes} if num_classes else {}))
+    head: dict[str, Any] = {"num_classes": num_classes} if num_classes else {}
+    net = timm.create_model(create_name, pretrained=False, **head)
     _load_into(net, sd, f"{source.path}", create_name)
     return net.eval()
 
@@ -142,16 +144,18 @@ def _load_into(net: Any, sd: dict[str, Any], where: str, arch: str) -> None:
     except RuntimeError as e:
         first = str(e).strip().splitlines()
         detail = " ".join(line.strip() for line in first[:3])
-        raise WeightsError(f"{where}: these weights do not fit {arch} ({detail[:300]})") from e
+        raise WeightsError(f"these weights do not fit {arch} ({detail[:300]})", str(where)) from e
 
 
-def _load_saved_dir(path: Path, weights: str | Path | None) -> LoadedModel:
+def _load_saved_dir(path: Path, weights: str | os.PathLike[str] | None) -> LoadedModel:
     import timm
 
+    # a timm model: pretrained_cfg and num_classes are timm's attributes, which nn.Module does not declare
+    net: Any
     try:
         net = timm.create_model(f"local-dir:{path}", pretrained=weights is None)
     except Exception as e:  # timm raises many kinds for a malformed config.json or weights
-        raise WeightsError(f"{path}: cannot load this model folder ({type(e).__name__}: {e})") from e
+        raise WeightsError(f"cannot load this model folder ({type(e).__name__}: {e})", str(path)) from e
     if weights is not None:
         _load_into(net, load_state_dict_file(weights), str(weights), path.name)
         source = WeightsSource("file", Path(weights), f"file {weights}")

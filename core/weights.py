@@ -245,9 +245,9 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
 
     p = Path(path)
     if not p.exists():
-        raise WeightsError(f"{p}: weights file not found")
+        raise WeightsError("weights file not found", str(p))
     if not p.is_file():
-        raise WeightsError(f"{p}: not a regular file")
+        raise WeightsError("not a regular file", str(p))
     if p.suffix == ".safetensors" or _looks_like_safetensors(p):
         return _load_safetensors(p)
     try:
@@ -259,10 +259,10 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
                 "would run code from the file. Convert it to .safetensors, or save only the state_dict."
             ) from e
         if any(isinstance(x, pickle.UnpicklingError) for x in _chain(e)):
-            raise WeightsError(f"{p}: not a readable weights file (neither PyTorch nor safetensors)") from e
-        raise WeightsError(f"{p}: not a readable weights file ({type(e).__name__}: {e})") from e
+            raise WeightsError("not a readable weights file (neither PyTorch nor safetensors)", str(p)) from e
+        raise WeightsError(f"not a readable weights file ({type(e).__name__}: {e})", str(p)) from e
     if not isinstance(sd, dict) or not all(hasattr(v, "shape") for v in sd.values()):
-        raise WeightsError(f"{p}: not a state_dict of tensors")
+        raise WeightsError("not a state_dict of tensors", str(p))
     return sd
 
 
@@ -298,4 +298,4 @@ def _load_safetensors(p: Path) -> dict[str, Any]:
     try:
         return load_file(str(p), device="cpu")
     except Exception as e:
-        raise WeightsError(f"{p}: not a valid safetensors file ({e})") from e
+        raise WeightsError(f"not a valid safetensors file ({e})", str(p)) from e
