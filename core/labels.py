@@ -76,6 +76,10 @@ def imagenet_head(pretrained_cfg: Mapping[str, Any], num_classes: int) -> ImageN
     Args:
         pretrained_cfg: the model's ``pretrained_cfg`` (``num_classes``, ``label_offset`` are read).
         num_classes: outputs of the model's classifier head.
+
+    Returns:
+        The table and how many background outputs come before it; None for a size timm names no
+        table for (10450, 1001 without an offset, a finetuned head...).
     """
     from timm.data import infer_imagenet_subset
 
