@@ -67,3 +67,14 @@ def test_cancel_stops_the_scan_before_and_during(tmp_path: Path) -> None:
     with pytest.raises(ScanCancelled):
         scan_dataset(root, cancel=late)
     assert late.checks == 10  # it stopped at once, not at the end
+
+
+def test_scan_errors_keep_the_folder_apart_from_the_reason(tmp_path: Path) -> None:
+    root = _dataset(tmp_path / "d")
+    with pytest.raises(DatasetTooLarge) as info:
+        scan_dataset(root, max_entries=7)
+    assert info.value.path == str(root) and str(root) not in info.value.reason
+    assert str(info.value).startswith(f"{root}: more than 7 files and folders")
+    with pytest.raises(DatasetError) as missing:
+        scan_dataset(tmp_path / "nowhere")
+    assert (missing.value.reason, missing.value.path) == ("folder not found", str(tmp_path / "nowhere"))

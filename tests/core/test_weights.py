@@ -442,3 +442,16 @@ def test_fifo_is_not_a_weights_file(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(WeightsError, match="not a regular file"):
         load_state_dict_file(fifo)
+
+
+def test_weights_file_errors_keep_the_path_apart_from_the_reason(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.safetensors"
+    with pytest.raises(WeightsError) as info:
+        load_state_dict_file(missing)
+    assert (info.value.reason, info.value.path) == ("weights file not found", str(missing))
+    assert str(info.value) == f"{missing}: weights file not found"
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(WeightsError) as info:
+        load_state_dict_file(junk)
+    assert info.value.path == str(junk) and str(junk) not in info.value.reason
