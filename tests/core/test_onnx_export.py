@@ -11,7 +11,7 @@ import pytest
 
 from squeezelens.core import onnx_export
 from squeezelens.core.engine import Classifier
-from squeezelens.core.errors import ExportError
+from squeezelens.core.errors import ExportError, UsageError
 
 REAL_EXPORT = onnx_export.export_onnx
 
@@ -62,3 +62,34 @@ def test_background_export_serves_torch_then_switches(tiny_dir: Path, photo_dir:
     assert clf.backend == "onnxruntime" and not clf.export_pending
     after = clf.classify([photo_dir / "astronaut.jpg", photo_dir / "camera.jpg"], top_k=4)
     assert all_probs(after, 4) == pytest.approx(all_probs(during, 4), abs=1e-5)
+
+
+def test_close_joins_the_export_thread(tiny_dir: Path, photo_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                       graphs) -> None:
+    """What the app does at quit: close() waits for the export thread itself (not a flag it sets
+    near its end), so no thread of the classifier is left and the process can exit normally."""
+    release = threading.Event()
+    real = onnx_export.export_graph
+
+    def gated_export(*a, **k):
+        assert release.wait(30)
+        return real(*a, **k)
+
+    monkeypatch.setattr(onnx_export, "export_graph", gated_export)
+    before = set(threading.enumerate())
+    clf = Classifier.load(str(tiny_dir), device="cpu")  # auto, export="background"
+    started = [t for t in threading.enumerate() if t not in before]
+    assert [t.name for t in started] == ["squeezelens-onnx-export"] and not started[0].daemon
+    try:
+        assert clf.wait_for_export(0.05) is False and clf.export_pending  # the timeout passes, the export runs on
+    finally:
+        release.set()
+    assert clf.close(60) is True
+    assert not started[0].is_alive() and not clf.export_pending
+    assert len(graphs()) == 1  # the export was let finish: its graph is cached
+    assert clf.backend == "torch"  # a closed classifier does not switch over any more ...
+    with pytest.raises(UsageError, match="closed"):
+        clf.classify([photo_dir / "camera.jpg"])
+    assert clf.close(1) is True  # closing twice is harmless
+    again = Classifier.load(str(tiny_dir), device="cpu")  # ... the next start uses the graph
+    assert again.backend_note.endswith("(cached graph)")

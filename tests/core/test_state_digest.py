@@ -77,7 +77,7 @@ def test_exclude_matches_whole_module_names() -> None:
 
 def test_the_byte_stream_is_pinned() -> None:
     """Graph-cache keys hash this digest: the value for known tensors is the one the cache used before
-    the digest was shared (onnx_backend.state_hash), so graphs cached by earlier versions are still found."""
+    the digest was shared (the former onnx_backend.state_hash), so graphs cached by earlier versions are still found."""
     m = torch.nn.Module()
     m.register_buffer("w", torch.arange(12, dtype=torch.float32).reshape(3, 4) / 7)
     m.register_buffer("b", torch.tensor([1.5, -2.0]).to(torch.bfloat16))
