@@ -60,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gemm", type=int, default=2048, help="size of the square GEMM that sets the peak rate")
     args = ap.parse_args(argv)
 
-    from squeezelens.core import onnx_backend
+    from squeezelens.core.onnx_export import export_onnx
     from squeezelens.core.preprocess import data_config
+    from squeezelens.core.runners import OrtRunner
 
     torch.manual_seed(0)
     model = timm.create_model(args.model).eval()  # random weights: the speed is the same
@@ -70,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         t0 = time.perf_counter()
-        exporter = onnx_backend.export_onnx(model, input_size, path)
+        exporter = export_onnx(model, input_size, path)
         export_s = time.perf_counter() - t0
-        ort = onnx_backend.OrtRunner(path)
+        ort = OrtRunner(path)
         x = np.random.default_rng(0).standard_normal((1, *input_size), dtype=np.float32)
         xt = torch.from_numpy(x)
 

@@ -11,9 +11,12 @@ import ctypes
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .errors import GpuOutOfMemory
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +54,10 @@ def accelerator_may_exist() -> bool:
     return cuda_driver_device_count() > 0
 
 
-def autocast_dtype(torch: Any) -> Any:
+def autocast_dtype() -> torch.dtype:
     """bfloat16 where the GPU computes it natively (Ampere and later), else float16."""
+    import torch
+
     try:
         if torch.cuda.is_bf16_supported(including_emulation=False):
             return torch.bfloat16
@@ -62,12 +67,12 @@ def autocast_dtype(torch: Any) -> Any:
     return torch.float16
 
 
-def prepare_model(model: Any, device: str) -> Any:
+def prepare_model(model: torch.nn.Module, device: str) -> torch.nn.Module:
     """Move ``model`` to the GPU in channels_last layout and let cuDNN pick the fastest kernels."""
     import torch
 
     torch.backends.cudnn.benchmark = True  # input shapes repeat (one size per model), so tuning pays
-    return model.to(device=torch.device(device), memory_format=torch.channels_last).eval()
+    return model.to(memory_format=torch.channels_last).to(torch.device(device)).eval()  # .to keeps the layout
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -132,7 +137,8 @@ def _empty_cuda_cache() -> None:
         pass
 
 
-def warm_up(forward: Callable[[Any], Any], input_size: Sequence[int], device: str, batch_sizes: Sequence[int]) -> None:
+def warm_up(forward: Callable[[torch.Tensor], object], input_size: Sequence[int], device: str,
+            batch_sizes: Sequence[int]) -> None:
     """Run a few forward passes so cuDNN autotuning and lazy CUDA init happen at load, not on the first photo."""
     import torch
 

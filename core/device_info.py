@@ -26,7 +26,7 @@ def device_label(device: str, backend: str = "torch") -> str:
     if device == "mps":
         return "Apple GPU (MPS)"
     if backend == "onnxruntime":
-        from .onnx_backend import intra_op_threads
+        from .runners import intra_op_threads
 
         threads = intra_op_threads()
     else:

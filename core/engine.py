@@ -1,14 +1,15 @@
 """The inference engine: one model, one device, one backend, pipelined batch classification.
 
-Backends: ``torch`` (eager PyTorch on CPU, CUDA or MPS; on CUDA channels_last, autocast and cuDNN
-autotuning, see :mod:`.cuda_path`) and ``onnxruntime`` (the model exported once to an ONNX graph
-cached in the user cache folder, see :mod:`.onnx_backend`). ``auto`` means ONNX Runtime on the CPU
-when it is installed, torch on a GPU.
+Backends (:mod:`.runners`): ``torch`` (eager PyTorch on CPU, CUDA or MPS; on CUDA channels_last,
+autocast and cuDNN autotuning, see :mod:`.cuda_path`) and ``onnxruntime`` (the model exported once
+to an ONNX graph, see :mod:`.onnx_export`, kept in the user cache folder, see :mod:`.graph_cache`).
+``auto`` means ONNX Runtime on the CPU when it is installed, torch on a GPU (:mod:`.backend_choice`).
 
 A start whose graph is already cached imports neither torch nor timm (``Classifier.load`` finds
 the graph from what the previous load recorded). A first start serves with torch while the graph
 is exported in a background thread (``export="background"``) and switches over between two
-batches once it is verified; ``export="wait"`` exports first, as the CLI does.
+batches once it is verified; ``export="wait"`` exports first, as the CLI does. The thread is not a
+daemon; :meth:`Classifier.wait_for_export` and :meth:`Classifier.close` join it.
 """
 
 from __future__ import annotations
@@ -17,181 +18,39 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from .errors import ImageLoadError, SqueezeLensError, UsageError
+from . import graph_cache, onnx_export
+from .backend_choice import pick_backend, pick_device
+from .cuda_path import accelerator_may_exist
+from .errors import ExportError, GpuOutOfMemory, ImageLoadError, SqueezeLensError, UsageError
 from .images import open_image
-from .model_loader import LoadedModel, load_model
+from .model_loader import DeferredLoadedModel, LoadedModel, load_model
 from .options import BACKENDS, DEVICES, EXPORT_MODES, Backend, Device, ExportMode
 from .pipeline import run_batched
+from .predictions import Prediction, TopClass
 from .preprocess import fast_decode_min_side
-from .weights import ProgressFn, WeightsSource
+from .runners import OrtRunner, Runner, TorchRunner, onnxruntime_available, ort_has_cuda
+from .state_digest import state_digest
+from .weights import ProgressFn
+
+if TYPE_CHECKING:
+    import torch
+
+    from .runners import Item
 
 log = logging.getLogger(__name__)
+
+__all__ = ["CANCELLED", "Classifier", "ImageInput", "Prediction", "TopClass"]
 
 #: A path, a PIL image, or an input that already failed upstream (e.g. an empty folder).
 ImageInput = str | os.PathLike | Image.Image | ImageLoadError
 #: The error of an input that a cancelled ``classify`` did not get to.
 CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True)
-class TopClass:
-    """One of the top-k classes of a prediction."""
-
-    index: int
-    label: str
-    prob: float
-
-
-@dataclass
-class Prediction:
-    """The result for one input: its top classes, or the error that stopped it."""
-
-    source: str
-    model: str
-    top: list[TopClass] = field(default_factory=list)
-    error: str | None = None  # "PATH: REASON", as JSON and CSV carry it
-    error_reason: str | None = None  # the same error without the path, for views that show the path apart
-    untrained: bool = False
-    load_ms: float = 0.0  # decode + preprocess of this input
-    infer_ms: float = 0.0  # this input's share of its batch's forward pass
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of DESIGN.md: path, model, untrained, top; or path, error."""
-        if self.error is not None:
-            return {"path": self.source, "model": self.model, "untrained": self.untrained, "error": self.error}
-        return {
-            "path": self.source,
-            "model": self.model,
-            "untrained": self.untrained,
-            "top": [{"index": t.index, "label": t.label, "prob": t.prob} for t in self.top],
-            "time_ms": {"load": round(self.load_ms, 2), "inference": round(self.infer_ms, 2)},
-        }
-
-
-def pick_device(requested: str = "auto") -> str:
-    """``auto`` means CUDA if present, then Apple MPS, then CPU; an absent device is an error."""
-    if requested not in DEVICES:
-        raise UsageError(f"unknown device '{requested}'; choose one of {', '.join(DEVICES)}")
-    import torch
-
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps and mps.is_available())
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise UsageError("CUDA was requested but no CUDA GPU is available here; use --device cpu")
-    if requested == "mps" and not has_mps:
-        raise UsageError("MPS was requested but Apple Metal is not available here; use --device cpu")
-    return requested
-
-
-def pick_backend(requested: str = "auto", device: str = "cpu") -> str:
-    """The backend for ``device``: ``auto`` is ONNX Runtime on the CPU when installed, else torch."""
-    from .onnx_backend import onnxruntime_available
-
-    if requested not in BACKENDS:
-        raise UsageError(f"unknown backend '{requested}'; choose one of {', '.join(BACKENDS)}")
-    if requested == "onnxruntime":
-        if not onnxruntime_available():
-            raise UsageError("ONNX Runtime is not installed (pip install onnxruntime); use --backend torch")
-        if device not in ("cpu", "cuda"):
-            raise UsageError(f"ONNX Runtime does not run on {device} here; use --backend torch")
-        return "onnxruntime"
-    if requested == "auto" and device == "cpu" and onnxruntime_available():
-        return "onnxruntime"
-    return "torch"
-
-
-class TorchRunner:
-    """Eager PyTorch on one device; on CUDA with channels_last, autocast, cuDNN autotuning, warm-up,
-    and out-of-memory retries in smaller batches."""
-
-    kind = "torch"
-
-    def __init__(self, model: Any, device: str = "cpu", input_size: Sequence[int] | None = None) -> None:
-        import torch
-
-        self.device = device
-        self._autocast: Any = None
-        self._oom: Any = None
-        if device == "cuda":
-            from . import cuda_path
-
-            self.model = cuda_path.prepare_model(model, device)
-            self._autocast = cuda_path.autocast_dtype(torch)
-            self._oom = cuda_path.OomRetry()
-            if input_size is not None:
-                cuda_path.warm_up(self._logits, input_size, device, batch_sizes=(1,))
-        else:
-            self.model = model.to(torch.device(device)).eval()
-
-    def _logits(self, batch: Any) -> Any:
-        import torch
-
-        with torch.inference_mode():
-            if self._autocast is not None:
-                with torch.autocast("cuda", dtype=self._autocast):
-                    return self.model(batch)
-            return self.model(batch)
-
-    def _top_k(self, items: Sequence[Any], k: int) -> list[tuple[list[float], list[int]]]:
-        import torch
-
-        batch = torch.stack([torch.from_numpy(x) if not isinstance(x, torch.Tensor) else x for x in items])
-        batch = batch.to(self.device, non_blocking=True)
-        if self.device == "cuda":
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            probs = self._logits(batch).float().softmax(dim=-1)
-            top_p, top_i = probs.topk(k, dim=-1)
-            return list(zip(top_p.cpu().tolist(), top_i.cpu().tolist()))
-
-    def top_k(self, items: Sequence[Any], k: int) -> list[tuple[list[float], list[int]]]:
-        """Per item: the ``k`` largest probabilities and their class indices, largest first.
-
-        Raises:
-            GpuOutOfMemory: on CUDA, when even one input at a time does not fit.
-        """
-        if self._oom is not None:
-            return self._oom.run(lambda chunk: self._top_k(chunk, k), items)
-        return self._top_k(items, k)
-
-
-class _DeferredLoadedModel(LoadedModel):
-    """A :class:`LoadedModel` whose torch module is built on first use of ``.model``.
-
-    A start from a cached ONNX graph never needs the module; code that asks for it still gets it.
-    """
-
-    def __init__(self, loader: Callable[[], LoadedModel], **kwargs: Any) -> None:
-        self._loader: Callable[[], LoadedModel] | None = loader
-        self._model: Any = None
-        super().__init__(model=None, **kwargs)
-
-    @property  # type: ignore[override]
-    def model(self) -> Any:
-        if self._model is None and self._loader is not None:
-            self._model = self._loader().model
-            self._loader = None
-        return self._model
-
-    @model.setter
-    def model(self, value: Any) -> None:
-        self._model = value
-
-    def __repr__(self) -> str:
-        return f"LoadedModel(name={self.name!r}, architecture={self.architecture!r}, weights={self.weights!r})"
 
 
 class Classifier:
@@ -200,6 +59,7 @@ class Classifier:
     Example:
         >>> clf = Classifier.load("seresnext26d_32x4d")
         >>> clf.classify(["dog.jpg"])[0].top[0].label
+        >>> clf.close()  # at the end: waits for a background ONNX export still running
     """
 
     def __init__(
@@ -208,8 +68,8 @@ class Classifier:
         device: str = "cpu",
         fast_decode: bool = True,
         *,
-        runner: Any = None,
-        data_config: dict[str, Any] | None = None,
+        runner: Runner | None = None,
+        data_config: Mapping[str, Any] | None = None,
     ) -> None:
         """A torch classifier for ``loaded`` on ``device``; ``runner``/``data_config`` are for the other backends."""
         self.loaded = loaded
@@ -221,14 +81,14 @@ class Classifier:
         self.data_config = dict(data_config)
         self._fast_min_side = fast_decode_min_side(self.data_config)
         self._lock = threading.RLock()
-        self._runner: Any = runner or TorchRunner(loaded.model, device, self.data_config["input_size"])
+        self._runner: Runner = runner or TorchRunner(loaded.model, device, self.data_config["input_size"])
         self._transform = self._transform_for(self._runner)
-        self._pending: Any = None  # a verified ONNX Runtime runner waiting to take over
+        self._pending: Runner | None = None  # a verified ONNX Runtime runner waiting to take over
         self._pending_note = ""
+        self._export_thread: threading.Thread | None = None
+        self._closed = False
         #: Seconds the ONNX export took in this load (export, check against torch, write), 0 when none ran.
         self.export_seconds = 0.0
-        self._export_done = threading.Event()
-        self._export_done.set()
         #: One line on how the backend was chosen (e.g. why ONNX Runtime is not in use), for a status bar.
         self.backend_note = f"{self._runner.kind} on {self._runner.device}"
 
@@ -236,7 +96,7 @@ class Classifier:
     def load(
         cls,
         model: str | None = None,
-        weights: str | os.PathLike | None = None,
+        weights: str | os.PathLike[str] | None = None,
         device: Device | str = "auto",
         backend: Backend | str = "auto",
         *,
@@ -256,7 +116,15 @@ class Classifier:
                 and in :attr:`backend_note`.
             export: when the model's ONNX graph is not cached yet and ``backend`` is ``auto``:
                 ``background`` serves with torch at once and switches to ONNX Runtime when the
-                export is ready; ``wait`` exports first. An explicit ``onnxruntime`` always waits.
+                export is ready (:meth:`close` waits for that thread); ``wait`` exports first. An
+                explicit ``onnxruntime`` always waits.
+
+        Raises:
+            UsageError: an unknown or absent device or backend (ONNX Runtime without CUDA support for
+                ``backend="onnxruntime", device="cuda"`` too), or a bad ``export``.
+            ModelNotFoundError: see :func:`.model_loader.load_model`.
+            WeightsError: see :func:`.model_loader.load_model`.
+            DownloadCancelled: ``cancel`` was set during a download.
         """
         if backend not in BACKENDS:
             raise UsageError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
@@ -270,7 +138,7 @@ class Classifier:
         if fast is not None:
             return fast
         dev = pick_device(device)
-        if backend == "onnxruntime" and device == "auto" and not (dev == "cuda" and _ort_has_cuda()):
+        if backend == "onnxruntime" and device == "auto" and not (dev == "cuda" and ort_has_cuda()):
             dev = "cpu"  # asked for ONNX Runtime, and it runs here on the CPU only
         chosen = pick_backend(backend, dev)
         name = None if model is None else str(model)
@@ -284,23 +152,20 @@ class Classifier:
 
     @classmethod
     def _load_cached_graph(
-        cls, model: str | None, weights: str | os.PathLike | None, device: str, backend: str, fast_decode: bool,
-        allow_download: bool, progress: ProgressFn | None, cancel: threading.Event | None,
+        cls, model: str | None, weights: str | os.PathLike[str] | None, device: str, backend: str,
+        fast_decode: bool, allow_download: bool, progress: ProgressFn | None, cancel: threading.Event | None,
     ) -> Classifier | None:
         """The torch-free start: a Classifier on a cached ONNX graph, or None when that cannot be used."""
-        from . import onnx_backend
-        from .cuda_path import accelerator_may_exist
-
-        if backend == "torch" or device not in ("auto", "cpu") or not onnx_backend.onnxruntime_available():
+        if backend == "torch" or device not in ("auto", "cpu") or not onnxruntime_available():
             return None
         if device == "auto" and accelerator_may_exist():
             return None  # torch decides, and on a GPU auto means torch
-        hit = onnx_backend.find_cached_load(model, weights, allow_download=allow_download,
-                                            progress=progress, cancel=cancel)
+        hit = graph_cache.find_cached_load(model, weights, allow_download=allow_download,
+                                           progress=progress, cancel=cancel)
         if hit is None:
             return None
         try:
-            runner = onnx_backend.OrtRunner(hit.graph.path)
+            runner = OrtRunner(hit.graph.path)
         except Exception as e:  # a damaged cache entry: the full path re-exports it
             log.warning("cached ONNX graph %s could not be opened (%s); exporting it again", hit.graph.path, e)
             return None
@@ -312,7 +177,7 @@ class Classifier:
         def build() -> LoadedModel:
             return load_model(name, weights, allow_download=False)
 
-        loaded = _DeferredLoadedModel(
+        loaded = DeferredLoadedModel(
             build, name=meta["name"], architecture=meta["architecture"], pretrained_cfg=meta["pretrained_cfg"],
             labels=list(meta["labels"]), weights=hit.source, untrained_reason=hit.untrained_reason,
             license=meta.get("license"),
@@ -321,21 +186,19 @@ class Classifier:
         clf.backend_note = "onnxruntime on cpu (cached graph)"
         return clf
 
-    def _adopt_onnx(self, model: Any, weights: Any, *, ort_device: str, wait: bool, strict: bool) -> None:
+    def _adopt_onnx(self, model: str | None, weights: str | os.PathLike[str] | None, *, ort_device: str,
+                    wait: bool, strict: bool) -> None:
         """Use the cached graph of this model, or export one (now, or in a background thread)."""
-        from . import onnx_backend as ob
-
         loaded = self.loaded
-        key = ob.graph_key(loaded.architecture, len(loaded.labels), self.data_config["input_size"],
-                           ob.state_hash(loaded.model))
-        meta = ob.model_meta(loaded, self.data_config)
-        hf_hub_id = _hf_hub_id(model, loaded.weights)
+        key = graph_cache.graph_key(loaded.architecture, len(loaded.labels), self.data_config["input_size"],
+                                    state_digest(loaded.model))
+        meta = graph_cache.model_meta(loaded, self.data_config)
 
-        def prepare(copy_model: bool) -> Any:
-            graph = ob.find_graph(key)
+        def prepare(copy_model: bool) -> OrtRunner:
+            graph = graph_cache.find_graph(key)
             if graph is not None:
                 try:
-                    runner = ob.OrtRunner(graph.path, ort_device)
+                    runner = OrtRunner(graph.path, ort_device)
                 except SqueezeLensError:
                     raise
                 except Exception as e:
@@ -343,10 +206,10 @@ class Classifier:
                     graph = None
             if graph is None:
                 t0 = time.perf_counter()
-                graph = ob.export_graph(loaded.model, key, meta, copy_model=copy_model)
+                graph = onnx_export.export_graph(loaded.model, key, meta, copy_model=copy_model)
                 self.export_seconds = time.perf_counter() - t0
-                runner = ob.OrtRunner(graph.path, ort_device)
-            ob.record_request(model, weights, loaded, hf_hub_id, graph)
+                runner = OrtRunner(graph.path, ort_device)
+            graph_cache.record_request(model, weights, loaded, graph)
             return runner
 
         def failed(e: BaseException) -> None:
@@ -354,11 +217,11 @@ class Classifier:
             log.warning("ONNX Runtime is not used for %s: %s; running on torch", loaded.name, reason)
             self.backend_note = f"torch on cpu (ONNX Runtime unavailable: {reason})"
 
-        if wait or ob.find_graph(key) is not None:
+        if wait or graph_cache.find_graph(key) is not None:
             try:
                 runner = prepare(copy_model=False)
             except SqueezeLensError as e:
-                if strict and not isinstance(e, ob.ExportError):
+                if strict and not isinstance(e, ExportError):
                     raise
                 failed(e)
                 return
@@ -368,7 +231,6 @@ class Classifier:
             self._switch_to(runner, "exported now" if self.export_seconds else "cached graph")
             return
 
-        self._export_done.clear()
         self.backend_note = "torch on cpu (ONNX Runtime graph being prepared)"
 
         def work() -> None:
@@ -378,22 +240,24 @@ class Classifier:
                 failed(e)
             else:
                 with self._lock:
-                    self._pending = runner
-                    self._pending_note = f"exported in {self.export_seconds:.1f} s" if self.export_seconds else ""
-            finally:
-                self._export_done.set()
+                    if not self._closed:
+                        self._pending = runner
+                        self._pending_note = f"exported in {self.export_seconds:.1f} s" if self.export_seconds else ""
 
-        # not a daemon: the interpreter waits for it at exit rather than killing it inside torch
-        threading.Thread(target=work, name="squeezelens-onnx-export", daemon=False).start()
+        # Not a daemon: at exit the interpreter waits for it rather than killing it inside torch, and
+        # wait_for_export()/close() join it. The export writes atomically (graph_cache.publish), so a
+        # process that ends with os._exit meanwhile leaves only a scratch folder, removed later.
+        self._export_thread = threading.Thread(target=work, name="squeezelens-onnx-export", daemon=False)
+        self._export_thread.start()
 
-    def _switch_to(self, runner: Any, note: str = "") -> None:
+    def _switch_to(self, runner: Runner, note: str = "") -> None:
         with self._lock:
             self._runner = runner
             self._transform = self._transform_for(runner)
             self._pending = None
             self.backend_note = f"{runner.kind} on {runner.device}" + (f" ({note})" if note else "")
 
-    def _current(self, block: bool = True) -> Any:
+    def _current(self, block: bool = True) -> Runner:
         """The runner to use now, taking over a freshly exported graph between two batches.
 
         With ``block=False`` (the describing properties) a batch in progress is not waited for.
@@ -407,18 +271,59 @@ class Classifier:
         return self._runner
 
     def wait_for_export(self, timeout: float | None = None) -> bool:
-        """Wait until a background ONNX export has finished (or failed); True when none is running."""
-        done = self._export_done.wait(timeout)
-        if done:
+        """Wait until a background ONNX export has finished (or failed), joining its thread.
+
+        Args:
+            timeout: seconds to wait at most; ``None`` waits as long as the export takes.
+
+        Returns:
+            True when no export thread is left running (the next batch then runs on ONNX Runtime if
+            the export succeeded; :attr:`backend` already says so); False when ``timeout`` passed first.
+        """
+        thread = self._export_thread
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                return False
+        if not self._closed:
             self._current()
-        return done
+        return True
+
+    def close(self, timeout: float | None = None) -> bool:
+        """End this classifier's work, e.g. when the app quits: join a background ONNX export thread.
+
+        The export is not interrupted (torch's exporter cannot be stopped midway); waiting lets it
+        finish and cache its graph, so the next start is the fast one. The classifier is not switched
+        to that graph any more, and :meth:`classify` refuses to run after this. Calling it again is
+        harmless; it is also what leaving a ``with Classifier.load(...) as clf:`` block does.
+
+        Args:
+            timeout: seconds to wait at most for the export; ``None`` waits as long as it takes.
+
+        Returns:
+            True when no thread of this classifier is left running, so the interpreter can exit at
+            once; False when ``timeout`` passed first. The thread is not a daemon: the interpreter
+            waits for it at exit, unless the process ends with ``os._exit`` (the export writes
+            atomically: an export cut off that way is simply redone at the next start).
+        """
+        with self._lock:
+            self._closed = True
+            self._pending = None
+        return self.wait_for_export(timeout)
+
+    def __enter__(self) -> Classifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def export_pending(self) -> bool:
         """True while a background ONNX export is running."""
-        return not self._export_done.is_set()
+        thread = self._export_thread
+        return thread is not None and thread.is_alive()
 
-    def _transform_for(self, runner: Any) -> Callable[[Image.Image], Any]:
+    def _transform_for(self, runner: Runner) -> Callable[[Image.Image], Item]:
         if runner.kind == "onnxruntime":
             from .numpy_transform import numpy_eval_transform
 
@@ -440,12 +345,12 @@ class Classifier:
         return self._current(block=False).device
 
     @property
-    def model(self) -> Any:
+    def model(self) -> torch.nn.Module:
         """The torch module (built on first use after a torch-free start)."""
         return self.loaded.model
 
     @property
-    def transform(self) -> Callable[[Image.Image], Any]:
+    def transform(self) -> Callable[[Image.Image], Item]:
         """The eval transform of the current backend (timm's; for ONNX Runtime its numpy twin)."""
         self._current(block=False)
         return self._transform
@@ -464,7 +369,7 @@ class Classifier:
         return self.loaded.untrained
 
     # -- inference -----------------------------------------------------------------------------
-    def preprocess(self, source: ImageInput) -> Any:
+    def preprocess(self, source: ImageInput) -> Item:
         """One input to a normalised CHW tensor (torch) or float32 array (ONNX Runtime).
 
         Raises:
@@ -502,17 +407,22 @@ class Classifier:
 
         Returns:
             One Prediction per input, in input order.
+
+        Raises:
+            UsageError: ``batch_size`` below 1, or the classifier was closed (:meth:`close`).
         """
         if batch_size < 1:
             raise UsageError("batch_size must be at least 1")
+        if self._closed:
+            raise UsageError("this classifier was closed; load the model again")
         k = max(1, min(top_k, len(self.labels)))
 
-        def load(src: ImageInput) -> tuple[ImageInput, Any, float]:
+        def load(src: ImageInput) -> tuple[ImageInput, Item, float]:
             t0 = time.perf_counter()
             x = self.preprocess(src)
             return src, x, (time.perf_counter() - t0) * 1000
 
-        def infer(items: list[tuple[ImageInput, Any, float]]) -> list[Prediction]:
+        def infer(items: list[tuple[ImageInput, Item, float]]) -> list[Prediction]:
             preds = self._forward([x for _, x, _ in items], k)
             for pred, (src, _, load_ms) in zip(preds, items):
                 pred.source, pred.load_ms = _describe(src), load_ms
@@ -531,15 +441,15 @@ class Classifier:
             workers=workers, expected_errors=(ImageLoadError,), on_result=on_result, cancel=cancel,
         )
 
-    def _forward(self, tensors: list[Any], k: int) -> list[Prediction]:
-        from .cuda_path import GpuOutOfMemory
-
+    def _forward(self, tensors: list[Item], k: int) -> list[Prediction]:
         with self._lock:
             runner = self._current()
             t0 = time.perf_counter()
             try:
                 out = runner.top_k(tensors, k)
             except GpuOutOfMemory as e:
+                if not isinstance(runner, TorchRunner):  # only torch's CUDA path raises it
+                    raise
                 runner = self._fall_back_to_cpu(runner, e)
                 t0 = time.perf_counter()
                 out = runner.top_k(tensors, k)
@@ -555,34 +465,16 @@ class Classifier:
             for ps, idx in out
         ]
 
-    def _fall_back_to_cpu(self, runner: Any, error: BaseException) -> Any:
+    def _fall_back_to_cpu(self, runner: TorchRunner, error: BaseException) -> TorchRunner:
         """The GPU cannot take even one image: move the model to the CPU for good, and say so."""
         import torch
 
-        model = runner.model.to(torch.device("cpu"), memory_format=torch.contiguous_format).float()
+        model = runner.model.to(torch.device("cpu")).to(memory_format=torch.contiguous_format).float()
         cpu = TorchRunner(model, "cpu")
         self._switch_to(cpu)
         self.backend_note = f"torch on cpu ({error}; moved off the GPU)"
         log.warning("%s; classifying on the CPU from now on", error)
         return cpu
-
-
-def _ort_has_cuda() -> bool:
-    import onnxruntime
-
-    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-
-
-def _hf_hub_id(model: Any, source: WeightsSource) -> str | None:
-    """The Hugging Face repo a catalogue model's weights come from (None for files and folders)."""
-    if source.kind in ("file", "dir"):
-        return None
-    from . import catalogue
-
-    try:
-        return catalogue.find(str(model) if model is not None else catalogue.DEFAULT_MODEL)[1].hf_hub_id
-    except KeyError:
-        return None
 
 
 def _describe(src: ImageInput) -> str:

@@ -19,16 +19,21 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import Cancelled, ImageLoadError
 from .images import open_image
 from .paths import cache_dir
+from .state_digest import state_digest
 
-#: Bumped when the stored layout or the meaning of a feature changes.
-CACHE_FORMAT = 1
+if TYPE_CHECKING:
+    import torch
+
+#: Bumped when the stored layout, the meaning of a feature or the key's digest changes (2: the
+#: backbone digest became :func:`.state_digest.state_digest`, so keys made with format 1 are misses).
+CACHE_FORMAT = 2
 
 #: (images done, images to extract, seconds elapsed) after each extracted batch.
 BatchFn = Callable[[int, int, float], None]
@@ -41,22 +46,12 @@ def file_key(path: str | os.PathLike) -> str:
     return f"{p}|{st.st_size}|{st.st_mtime_ns}"
 
 
-def backbone_digest(model: Any) -> str:
-    """Hash of every tensor of ``model`` except its classifier head (so it names the weights)."""
-    import torch
-
-    head = model.pretrained_cfg.get("classifier", "fc") if hasattr(model, "pretrained_cfg") else "fc"
-    heads = (head,) if isinstance(head, str) else tuple(head)
-    h = hashlib.blake2b(digest_size=20)
-    for name, t in model.state_dict().items():
-        if any(name == p or name.startswith(p + ".") for p in heads):
-            continue
-        t = t.detach().cpu().contiguous()
-        if t.dtype == torch.bfloat16:
-            t = t.float()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+def backbone_digest(model: torch.nn.Module) -> str:
+    """:func:`.state_digest.state_digest` of every tensor of ``model`` except its classifier head
+    (timm's ``pretrained_cfg["classifier"]``, else ``fc``), so it names the backbone weights."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    head = cfg.get("classifier", "fc") if isinstance(cfg, dict) else "fc"
+    return state_digest(model, exclude=(head,) if isinstance(head, str) else tuple(head))
 
 
 def model_key(model: Any, data_config: Mapping[str, Any], decode_min_side: int | None) -> str:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import catalogue
 from .errors import ModelNotFoundError, WeightsError
 from .labels import label_names_for
 from .weights import ProgressFn, WeightsSource, load_state_dict_file, resolve_weights
+
+if TYPE_CHECKING:
+    import torch
 
 #: Seed for the random initialisation used when no weights exist, so "untrained" runs repeat.
 UNTRAINED_SEED = 0
@@ -21,7 +25,7 @@ UNTRAINED_SEED = 0
 class LoadedModel:
     """A ready model (eval mode, on CPU) and what the app needs to describe it."""
 
-    model: Any  # torch.nn.Module
+    model: torch.nn.Module
     name: str  # what the user asked for, for display ("seresnext26d_32x4d", a folder name)
     architecture: str
     pretrained_cfg: dict[str, Any]
@@ -34,6 +38,38 @@ class LoadedModel:
     @property
     def untrained(self) -> bool:
         return self.weights.untrained
+
+
+class DeferredLoadedModel(LoadedModel):
+    """A :class:`LoadedModel` whose torch module is built on first use of ``.model``.
+
+    A start from a cached ONNX graph knows the model's description from the graph cache and never
+    needs the module; code that asks for it still gets it (``loader`` runs once, importing torch).
+    """
+
+    def __init__(self, loader: Callable[[], LoadedModel], *, name: str, architecture: str,
+                 pretrained_cfg: dict[str, Any], labels: list[str], weights: WeightsSource,
+                 untrained_reason: str | None = None, license: str | None = None) -> None:
+        self._loader: Callable[[], LoadedModel] | None = loader
+        self._model: torch.nn.Module | None = None
+        # model=None: the dataclass __init__ hands it to the setter below ("not built yet")
+        super().__init__(None, name, architecture, pretrained_cfg, labels, weights,  # type: ignore[arg-type]
+                         untrained_reason, license)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        if self._model is None and self._loader is not None:
+            self._model = self._loader().model
+            self._loader = None
+        assert self._model is not None
+        return self._model
+
+    @model.setter
+    def model(self, value: torch.nn.Module | None) -> None:
+        self._model = value
+
+    def __repr__(self) -> str:
+        return f"LoadedModel(name={self.name!r}, architecture={self.architecture!r}, weights={self.weights!r})"
 
 
 def is_saved_model_dir(path: str | os.PathLike[str]) -> bool:
@@ -103,20 +139,29 @@ def load_model(
             hf_hub_id, allow_download=allow_download, progress=progress, cancel=cancel
         )
     net = _create_with_weights(create_name, source)
-    cfg = dict(net.pretrained_cfg)
+    cfg, num_classes = _timm_attributes(net)
     return LoadedModel(
         model=net,
         name=model,
         architecture=create_name.split(".", 1)[0],
         pretrained_cfg=cfg,
-        labels=label_names_for(cfg, net.num_classes),
+        labels=label_names_for(cfg, num_classes),
         weights=source,
         untrained_reason=reason,
         license=cfg.get("license"),
     )
 
 
-def _create_with_weights(create_name: str, source: WeightsSource) -> Any:
+def _timm_attributes(net: torch.nn.Module) -> tuple[dict[str, Any], int]:
+    """A timm model's ``pretrained_cfg`` (a copy) and ``num_classes``.
+
+    timm sets both on every model it creates; ``torch.nn.Module``'s typing knows other attributes
+    only as ``Tensor | Module``, hence the casts.
+    """
+    return dict(cast("dict[str, Any]", net.pretrained_cfg)), int(cast(int, net.num_classes))
+
+
+def _create_with_weights(create_name: str, source: WeightsSource) -> torch.nn.Module:
     import timm
     import torch
 
@@ -138,7 +183,7 @@ def _num_classes_in(sd: dict[str, Any]) -> int | None:
     return int(w.shape[0]) if w is not None and getattr(w, "ndim", 0) == 2 else None
 
 
-def _load_into(net: Any, sd: dict[str, Any], where: str, arch: str) -> None:
+def _load_into(net: torch.nn.Module, sd: dict[str, Any], where: str, arch: str) -> None:
     try:
         net.load_state_dict(sd, strict=True)
     except RuntimeError as e:
@@ -161,14 +206,14 @@ def _load_saved_dir(path: Path, weights: str | os.PathLike[str] | None) -> Loade
         source = WeightsSource("file", Path(weights), f"file {weights}")
     else:
         source = WeightsSource("dir", path, f"model folder {path}")
-    cfg = dict(net.pretrained_cfg)
+    cfg, num_classes = _timm_attributes(net)
     arch = cfg.get("architecture") or type(net).__name__
     return LoadedModel(
         model=net.eval(),
         name=str(path),
         architecture=str(arch),
         pretrained_cfg=cfg,
-        labels=label_names_for(cfg, net.num_classes),
+        labels=label_names_for(cfg, num_classes),
         weights=source,
         license=cfg.get("license"),
     )

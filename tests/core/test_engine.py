@@ -1,4 +1,4 @@
-"""The Python API: Classifier.load / classify, per-input errors, untrained flag, devices."""
+"""The Python API: Classifier.load / classify, per-input errors, untrained flag."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import pytest
 from PIL import Image
 
 from squeezelens import Classifier, Prediction
-from squeezelens.core.engine import pick_device
-from squeezelens.core.errors import SqueezeLensError
 
 
 @pytest.fixture(scope="module")
@@ -94,16 +92,3 @@ def test_error_entries_carry_model_and_untrained(photo_dir: Path, tmp_path: Path
     r = clf.classify([tmp_path / "missing.png"])[0]
     assert r.to_dict() == {"path": str(tmp_path / "missing.png"), "model": "seresnext26d_32x4d",
                            "untrained": True, "error": f"{tmp_path / 'missing.png'}: file not found"}
-
-
-def test_devices() -> None:
-    import torch
-
-    has_mps = torch.backends.mps.is_available()
-    assert pick_device("auto") == ("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
-    assert pick_device("cpu") == "cpu"
-    if not torch.cuda.is_available():
-        with pytest.raises(SqueezeLensError, match="no CUDA GPU"):
-            pick_device("cuda")
-    with pytest.raises(SqueezeLensError, match="unknown device"):
-        pick_device("tpu")

@@ -1,0 +1,49 @@
+"""What classifying one input gives: its top classes, or the error that stopped it.
+
+The public API exports both classes from :mod:`.engine` (``squeezelens.Prediction``,
+``squeezelens.TopClass``); the CLI's JSON and CSV and the GUI's result views read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TopClass:
+    """One of the top-k classes of a prediction."""
+
+    index: int
+    label: str
+    prob: float
+
+
+@dataclass
+class Prediction:
+    """The result for one input: its top classes, or the error that stopped it."""
+
+    source: str
+    model: str
+    top: list[TopClass] = field(default_factory=list)
+    error: str | None = None  # "PATH: REASON", as JSON and CSV carry it
+    error_reason: str | None = None  # the same error without the path, for views that show the path apart
+    untrained: bool = False
+    load_ms: float = 0.0  # decode + preprocess of this input
+    infer_ms: float = 0.0  # this input's share of its batch's forward pass
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of DESIGN.md: path, model, untrained, top; or path, error."""
+        if self.error is not None:
+            return {"path": self.source, "model": self.model, "untrained": self.untrained, "error": self.error}
+        return {
+            "path": self.source,
+            "model": self.model,
+            "untrained": self.untrained,
+            "top": [{"index": t.index, "label": t.label, "prob": t.prob} for t in self.top],
+            "time_ms": {"load": round(self.load_ms, 2), "inference": round(self.infer_ms, 2)},
+        }
