@@ -1,33 +1,35 @@
-"""``squeezelens finetune DATA_DIR --output MODEL_DIR``: the command-line face of :mod:`.finetune`.
+"""``squeezelens finetune DATA_DIR --output MODEL_DIR``: the command-line face of :mod:`squeezelens.core.finetune`.
 
-Progress goes to stderr (a rewritten line per batch on a terminal, one line per epoch always), the
-summary to stdout. Ctrl+C cancels at the next batch and leaves an earlier model at ``--output`` as it
-was (exit 130); a second Ctrl+C stops at once (still without touching the output). torch is imported
-only when the command runs, so ``squeezelens --help`` stays instant.
+Progress goes to stderr (a rewritten line per batch on a terminal, one line per epoch always:
+:class:`~.progress.ProgressPrinter`), the summary to stdout (:func:`squeezelens.core.report.format_summary`).
+Ctrl+C cancels at the next batch and leaves an earlier model at ``--output`` as it was (exit 130); a
+second Ctrl+C stops at once (still without touching the output). torch is imported only when the
+command runs, so ``squeezelens --help`` stays instant.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import signal
 import sys
 import threading
-import time
-from typing import Any, TextIO
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
 
-from .errors import SqueezeLensError
-from .options import DEVICES
+from squeezelens.core.errors import OutputError, SqueezeLensError
+from squeezelens.core.options import DEVICES
+from squeezelens.core.report import format_summary
 
-EXIT_OK, EXIT_USAGE, EXIT_CANCELLED = 0, 2, 130
-#: Seconds between progress lines when stderr is not a terminal (logs, pipes).
-LOG_EVERY_S = 5.0
+from .exit_codes import EXIT_CANCELLED, EXIT_OK
+from .progress import ProgressPrinter
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``finetune`` on the CLI's subparsers."""
-    f = subparsers.add_parser(
+    f: argparse.ArgumentParser = subparsers.add_parser(
         "finetune", help="teach a model your own classes from a folder of class subfolders",
         description="Train a classifier on DATA_DIR (one subfolder of images per class, or train/ and val/ "
                     "of that form) and save it to MODEL_DIR in timm's folder layout.",
@@ -56,8 +58,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the finetune command; 0 saved, 2 bad usage or failure, 130 cancelled."""
-    from .finetune import FinetuneCancelled, FinetuneConfig, check_output_dir, finetune
+    """Run the finetune command; 0 saved, 130 cancelled.
+
+    Raises:
+        SqueezeLensError: bad options, an unusable dataset or output folder, a failed run (exit 2).
+        OutputError: the ``--json`` report cannot be written.
+    """
+    from squeezelens.core.finetune import FinetuneCancelled, FinetuneConfig, check_output_dir, finetune
 
     if args.epochs is not None and args.epochs < 1:
         raise SqueezeLensError("--epochs must be at least 1")
@@ -67,11 +74,9 @@ def run(args: argparse.Namespace) -> int:
         raise SqueezeLensError("--val-split must be between 0 and 1, e.g. 0.2")
     check_output_dir(args.output, args.data_dir)  # before any minutes of work
     if args.json is not None:
-        from pathlib import Path
-
         parent = Path(args.json).resolve().parent
         if not parent.is_dir() or Path(args.json).is_dir():
-            raise SqueezeLensError(f"--json {args.json}: folder {parent} does not exist, or the name is a folder")
+            raise OutputError(f"--json {args.json}: folder {parent} does not exist, or the name is a folder")
     config = FinetuneConfig(
         data_dir=args.data_dir, output_dir=args.output, model=args.model, weights=args.weights, mode=args.mode,
         epochs=args.epochs, val_split=args.val_split, batch_size=args.batch_size, lr=args.lr,
@@ -102,13 +107,13 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _install_sigint(cancel: threading.Event, printer: ProgressPrinter) -> Any:
+def _install_sigint(cancel: threading.Event, printer: ProgressPrinter) -> Callable[[], object]:
     """First Ctrl+C sets ``cancel``; a second raises KeyboardInterrupt. Returns the undo function."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = signal.getsignal(signal.SIGINT)
 
-    def handler(signum: int, frame: Any) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
@@ -119,95 +124,9 @@ def _install_sigint(cancel: threading.Event, printer: ProgressPrinter) -> Any:
     return lambda: signal.signal(signal.SIGINT, previous)
 
 
-class ProgressPrinter:
-    """Turns finetune events into stderr lines: per batch (rewritten in place on a terminal,
-    every few seconds otherwise), per epoch, stages and warnings."""
-
-    def __init__(self, stream: TextIO, tty: bool | None = None) -> None:
-        self.stream = stream
-        self.tty = stream.isatty() if tty is None else tty
-        self._open = False
-        self._last_log = 0.0
-        self._stages: set[str] = set()  # stages whose first batch line was printed (not a terminal)
-
-    def __call__(self, event: Any) -> None:
-        from .finetune import BatchEvent, DownloadEvent, describe_event
-
-        text = describe_event(event)
-        if isinstance(event, (BatchEvent, DownloadEvent)):
-            if self.tty:
-                self.stream.write("\r\033[K" + text)
-                self.stream.flush()
-                self._open = True
-                return
-            stage = getattr(event, "stage", "download")
-            if stage in self._stages and time.monotonic() - self._last_log < LOG_EVERY_S:
-                return
-            self._stages.add(stage)
-        self.end_line()
-        self.stream.write(text + "\n")
-        self.stream.flush()
-        self._last_log = time.monotonic()
-
-    def end_line(self) -> None:
-        if self._open:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._open = False
-
-
-def format_summary(result: Any) -> str:
-    """The report printed at the end: accuracy, per-class precision/recall, confusion matrix, mistakes."""
-    out = io.StringIO()
-    names = result.class_names
-    best = result.history[result.best_epoch - 1] if result.best_epoch else None
-    out.write(f"saved {result.output_dir} ({result.mode} mode on {result.base_model}, {len(names)} classes, "
-              f"input {result.input_size[-1]} px)\n")
-    if result.untrained_base:
-        out.write("!! the base model had no pretrained weights: this model was trained on random features\n")
-    epochs = f"best epoch {result.best_epoch} of {len(result.history)}"
-    epochs += ", stopped early" if result.stopped_early else ""
-    if best is not None:
-        epochs += f"; train loss {best.train_loss:.4f}, val loss {best.val_loss:.4f}"
-    out.write(f"{epochs}\n")
-    n_val = sum(sum(r) for r in result.confusion)
-    n_ok = sum(result.confusion[i][i] for i in range(len(names)))
-    out.write(f"validation accuracy: {result.val_accuracy:.1%} ({n_ok}/{n_val})\n")
-    if result.mode == "quick":
-        out.write(f"feature cache: {result.cache_hits} reused, {result.cache_misses} extracted\n")
-    out.write("\n")
-
-    w = max(len("class"), *(len(n) for n in names))
-    out.write(f"{'class':<{w}}  precision  recall  val images\n")
-    for m in result.per_class:
-        out.write(f"{m.name:<{w}}  {m.precision:>9.1%}  {m.recall:>6.1%}  {m.support:>10}\n")
-
-    out.write("\nconfusion matrix (rows: true class, columns: predicted)\n")
-    short = [n[:10] for n in names]
-    cw = max(4, *(len(s) for s in short))
-    out.write(" " * w + "  " + "  ".join(f"{s:>{cw}}" for s in short) + "\n")
-    for name, row in zip(names, result.confusion):
-        out.write(f"{name:<{w}}  " + "  ".join(f"{v:>{cw}}" for v in row) + "\n")
-
-    wrong = result.misclassified
-    out.write(f"\nmisclassified validation images: {len(wrong)}\n")
-    for p in wrong:
-        out.write(f"  {p.path}  true: {names[p.true_index]}  predicted: {names[p.pred_index]} ({p.confidence:.0%})\n")
-    if result.skipped:
-        out.write(f"\nskipped files: {len(result.skipped)}\n")
-        for s in result.skipped:
-            out.write(f"  {s.path}: {s.reason}\n")
-    if result.warnings:
-        out.write("\nwarnings:\n")
-        for msg in result.warnings:
-            out.write(f"  {msg}\n")
-    return out.getvalue()
-
-
 def _write_json(path: str, data: dict[str, Any]) -> None:
     import os
     import tempfile
-    from pathlib import Path
 
     out = Path(path)
     try:
