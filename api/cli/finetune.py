@@ -10,7 +10,6 @@ command runs, so ``squeezelens --help`` stays instant.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import threading
@@ -19,9 +18,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from squeezelens.core.atomic_files import write_text_atomic
 from squeezelens.core.errors import OutputError, SqueezeLensError
 from squeezelens.core.options import DEVICES
-from squeezelens.core.report import format_summary
+from squeezelens.core.report import format_finetune_json, format_summary
 
 from .exit_codes import EXIT_CANCELLED, EXIT_OK
 from .progress import ProgressPrinter
@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(format_summary(result))
     sys.stdout.flush()
     if args.json:
-        _write_json(args.json, result.to_dict())
+        # the same writer as classify --output: whole or not at all, 0644 or the old file's mode
+        write_text_atomic(args.json, format_finetune_json(result))
     return EXIT_OK
 
 
@@ -122,20 +123,3 @@ def _install_sigint(cancel: threading.Event, printer: ProgressPrinter) -> Callab
 
     signal.signal(signal.SIGINT, handler)
     return lambda: signal.signal(signal.SIGINT, previous)
-
-
-def _write_json(path: str, data: dict[str, Any]) -> None:
-    import os
-    import tempfile
-
-    out = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent if str(out.parent) else ".")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, out)
-    except OSError as e:
-        if "tmp" in locals():
-            Path(tmp).unlink(missing_ok=True)
-        raise SqueezeLensError(f"cannot write {out}: {e.strerror or e}") from e
