@@ -21,8 +21,16 @@ def _new_file_mode(out: Path) -> int:
         return 0o644
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to a temp file beside ``path``, then rename it over ``path``."""
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8, newlines as given) to a temp file beside ``path``, then rename it over ``path``.
+
+    The file gets the old file's permissions when it existed, else 0644, whoever writes it (a CSV
+    export, ``classify --output``, the ``finetune --json`` report).
+
+    Raises:
+        OutputError: the folder is missing or not writable, the disk is full, or ``text`` cannot be
+            encoded as UTF-8; the old file is then as it was and no temp file is left.
+    """
     out = Path(path)
     tmp: str | None = None
     try:
@@ -38,6 +46,6 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
             Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError):
             raise OutputError(f"cannot write: {e.strerror or e}", str(out)) from e
-        if isinstance(e, UnicodeError):  # e.g. a file name with bytes that are not UTF-8
+        if isinstance(e, UnicodeEncodeError):  # e.g. a file name with bytes that are not UTF-8
             raise OutputError(f"cannot write: the text cannot be saved as UTF-8 ({e.reason})", str(out)) from e
         raise

@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
 
 from squeezelens.core.atomic_files import write_text_atomic
 from squeezelens.core.class_folders import CopyReport, copy_into_class_folders
-from squeezelens.core.cli import format_csv
 from squeezelens.core.errors import SqueezeLensError
+from squeezelens.core.report import format_csv
 
 COLUMNS = ("File", "Top-1", "Probability", "Top-5")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1

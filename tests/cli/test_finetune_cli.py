@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from squeezelens.core.cli import main
+from squeezelens.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,8 +98,8 @@ def test_single_class_and_bad_output_are_one_error_line(tmp_path: Path, capsys) 
 def test_progress_line_is_rewritten_on_a_terminal() -> None:
     import io
 
+    from squeezelens.cli.progress import ProgressPrinter
     from squeezelens.core.finetune import BatchEvent, StageEvent
-    from squeezelens.core.finetune_cli import ProgressPrinter
 
     buf = io.StringIO()
     printer = ProgressPrinter(buf, tty=True)
@@ -116,8 +116,31 @@ def test_progress_line_is_rewritten_on_a_terminal() -> None:
     assert logged.getvalue() == "epoch 1/5 train  batch 1/3  loss 0.5000  ETA 0:01\n"
 
 
+def test_progress_in_a_log_is_one_batch_line_every_5_s() -> None:
+    import io
+
+    from squeezelens.cli.progress import LOG_EVERY_S, ProgressPrinter
+    from squeezelens.core.finetune import BatchEvent, StageEvent
+
+    now = [100.0]
+    logged = io.StringIO()
+    printer = ProgressPrinter(logged, tty=False, clock=lambda: now[0])
+    for b, t in ((1, 100.0), (2, 104.9), (3, 105.0), (4, 109.0), (5, 110.0)):
+        now[0] = t
+        printer(BatchEvent("train", 1, 5, b, 9, None, 0.0, None))
+    now[0] = 112.0
+    printer(StageEvent("train", "validating"))  # any line restarts the wait
+    now[0] = 116.0
+    printer(BatchEvent("train", 1, 5, 6, 9, None, 0.0, None))
+    now[0] = 116.5
+    printer(BatchEvent("features", 0, 5, 1, 9, None, 0.0, None))  # a new stage's first batch: at once
+    assert LOG_EVERY_S == 5.0
+    assert logged.getvalue() == ("epoch 1/5 train  batch 1/9\nepoch 1/5 train  batch 3/9\n"
+                                 "epoch 1/5 train  batch 5/9\nvalidating\nfeatures  batch 1/9\n")
+
+
 def test_help_does_not_import_torch() -> None:
-    code = ("import sys\nfrom squeezelens.core.cli import main\nmain(['finetune', '--help'])\n"
+    code = ("import sys\nfrom squeezelens.cli import main\nmain(['finetune', '--help'])\n"
             "print('torch' in sys.modules, 'timm' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "--mode {quick,deep}" in proc.stdout

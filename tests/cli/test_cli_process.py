@@ -73,9 +73,23 @@ def test_weights_folder_conflicting_with_model(tmp_path: Path, photo_dir: Path) 
 
 @pytest.mark.parametrize("args", [["--help"], ["classify", "--help"], ["--version"]])
 def test_help_and_version_do_not_import_torch(args: list[str]) -> None:
-    code = ("import sys; from squeezelens.core.cli import main\n"
+    code = ("import sys; from squeezelens.cli import main\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
             "assert 'torch' not in sys.modules and 'timm' not in sys.modules, 'heavy import'\n")
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "squeezelens" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["classify", "--help"], ["finetune", "--help"], ["models", "--help"],
+                                  ["--version"], ["classify"]])
+def test_entry_point_help_imports_nothing_heavy(args: list[str]) -> None:
+    """``squeezelens --help`` (the console script's own entry point) loads no torch, timm, ONNX Runtime or Qt."""
+    code = ("import sys; from squeezelens.__main__ import main\n"
+            "sys.argv = ['squeezelens', *sys.argv[1:]]\nmain()\n"
+            "heavy = ('torch', 'timm', 'torchvision', 'onnxruntime', 'PySide6', 'shiboken6', 'superqt')\n"
+            "print('heavy:', sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n")
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "squeezelens" in proc.stdout + proc.stderr
+    assert proc.stdout.rstrip().endswith("heavy: []")

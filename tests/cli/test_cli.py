@@ -1,4 +1,4 @@
-"""The CLI contract of DESIGN.md: formats, --output, exit codes, errors without tracebacks."""
+"""The command line's contract: output formats, --output, exit codes, errors without tracebacks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from squeezelens.core import cli
+from squeezelens import cli
 
 
 @pytest.fixture()
@@ -143,3 +143,32 @@ def test_unexpected_error_is_one_line(capsys, monkeypatch, photo_dir: Path) -> N
     monkeypatch.setenv("SQUEEZELENS_DEBUG", "1")
     with pytest.raises(RuntimeError):
         cli.main(["classify", str(photo_dir / "coffee.png")])
+
+
+def test_cancelled_is_exit_130(capsys, monkeypatch, photo_dir: Path) -> None:
+    from squeezelens.core.errors import DownloadCancelled
+
+    def cancelled(*a, **k):
+        raise DownloadCancelled("download cancelled")
+
+    monkeypatch.setattr("squeezelens.core.engine.Classifier.load", cancelled)
+    code, out, err = run(capsys, "classify", str(photo_dir / "coffee.png"))
+    assert (code, out, err) == (130, "", "squeezelens: download cancelled\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "kind", "message"),
+    [
+        (["--top-k", "0"], "UsageError", "--top-k must be at least 1"),
+        (["--batch-size", "0"], "UsageError", "--batch-size must be at least 1"),
+        (["-o", "."], "UsageError", "--output . is a folder; give a file name"),
+        (["-o", "nowhere/r.csv"], "OutputError", "--output nowhere/r.csv: folder nowhere does not exist"),
+    ],
+)
+def test_option_errors_are_their_kind(monkeypatch, tmp_path: Path, args: list[str], kind: str, message: str) -> None:
+    from squeezelens.cli import build_parser, classify
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Exception) as info:
+        classify.run(build_parser().parse_args(["classify", "x.jpg", *args]))
+    assert type(info.value).__name__ == kind and str(info.value) == message
