@@ -37,6 +37,7 @@ from squeezelens.core.images import image_extensions
 
 from .about import show_about
 from .batch_window import BatchWindow
+from .dev_tools import StartupProbe
 from .drop_input import DropContent, can_accept, classify_path, read_mime
 from .history_strip import HistoryEntry, HistoryStrip
 from .image_loader import ImageLoader, placeholder_thumbnail
@@ -44,7 +45,6 @@ from .image_view import ImageView
 from .model_picker import ModelPicker
 from .results_panel import ResultsPanel
 from .settings import TOP_K_RANGE, AppSettings
-from .startup_probe import StartupProbe
 from .worker import InferenceClient, ModelSpec, ModelState
 
 APP_TITLE = "SqueezeLens"
