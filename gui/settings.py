@@ -13,7 +13,7 @@ from typing import Generic, TypeVar, overload
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from squeezelens.core.options import DEVICES
+from squeezelens.core.options import DEVICES, Device
 
 ORGANIZATION = "SqueezeLens"
 APPLICATION = "SqueezeLens"
@@ -21,6 +21,8 @@ MAX_RECENT_MODELS = 8
 TOP_K_RANGE = (1, 10)
 #: Results averaged for the live bars (1 = none).
 SMOOTHING_RANGE = (1, 30)
+#: The device when none is chosen (and the fallback when the chosen one fails at start-up).
+DEFAULT_DEVICE: Device = "auto"
 
 T = TypeVar("T")
 
@@ -68,17 +70,18 @@ class _Text(_Setting[str]):
 
 
 class _Choice(_Setting[str]):
-    """One of ``choices`` (a sequence, or a function giving one when read); the first is the default."""
+    """One of ``choices`` (a sequence, or a function giving one when read); ``default`` None: the first."""
 
-    def __init__(self, key: str, choices: Sequence[str] | Callable[[], Sequence[str]]) -> None:
-        super().__init__(key, "")
+    def __init__(self, key: str, choices: Sequence[str] | Callable[[], Sequence[str]],
+                 default: str | None = None) -> None:
+        super().__init__(key, default or "")
         self._choices = choices
 
     def choices(self) -> Sequence[str]:
         return self._choices() if callable(self._choices) else self._choices
 
     def fallback(self) -> str:
-        return self.choices()[0]
+        return self.default or self.choices()[0]
 
     def decode(self, raw: object) -> str:
         return raw if isinstance(raw, str) and raw in self.choices() else self.fallback()
@@ -157,7 +160,7 @@ class AppSettings:
 
     #: Catalogue name or saved-model folder; empty means the default model.
     model = _Text("model")
-    device = _Choice("device", DEVICES)  # "auto" first
+    device = _Choice("device", DEVICES, DEFAULT_DEVICE)
     top_k = _Int("top_k", 5, *TOP_K_RANGE)
     last_folder = _Text("last_folder")
     #: Saved-model folders used lately, newest first (see :meth:`add_recent_model`).
