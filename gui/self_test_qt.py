@@ -164,7 +164,7 @@ def check_image_formats() -> str:
     from PySide6.QtGui import QImageReader
 
     _need_app()
-    have = {f.data().decode() for f in QImageReader.supportedImageFormats()}
+    have = {f.toStdString() for f in QImageReader.supportedImageFormats()}
     missing = [f for f in IMAGE_FORMATS if f not in have]
     if missing:
         raise SelfTestFailure(f"Qt cannot read {', '.join(missing)} (imageformats plugins missing from "
