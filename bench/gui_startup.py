@@ -39,7 +39,9 @@ def time_import(env: dict[str, str]) -> float:
 
 def time_app(image: str, env: dict[str, str], probe: Path, exe: str | None = None) -> dict[str, float]:
     probe.unlink(missing_ok=True)
-    env = dict(env, SQUEEZELENS_STARTUP_PROBE=str(probe), SQUEEZELENS_STARTUP_PROBE_QUIT="first_result")
+    from squeezelens.gui.dev_tools import PROBE_ENV, QUIT_ENV
+
+    env = dict(env, **{PROBE_ENV: str(probe), QUIT_ENV: "first_result"})
     cmd = [exe, "gui", image] if exe else [sys.executable, "-m", "squeezelens", "gui", image]
     t0 = time.time()
     subprocess.run(cmd, env=env, check=True, timeout=180,

@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from squeezelens.core.device_info import usable_cpus
     from squeezelens.core.engine import Classifier
-    from squeezelens.gui.camera_source import SyntheticSource, multimedia
+    from squeezelens.gui.camera_source import multimedia
+    from squeezelens.gui.dev_tools import SyntheticSource
     from squeezelens.gui.qimage_convert import qimage_to_pil
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -222,7 +223,7 @@ class SleepModel:
 
 def pipeline_overhead(app: object, args: argparse.Namespace) -> None:
     """The live pipeline (640x480 at ``--fps``, the view drawing) with a model of known, CPU-free cost."""
-    from squeezelens.gui.camera_source import SyntheticSource
+    from squeezelens.gui.dev_tools import SyntheticSource
 
     model = SleepModel(args.sleep_model_ms)
     client, controller, view = start_live_pipeline(app, model)

@@ -13,9 +13,9 @@ from PySide6.QtWidgets import QApplication
 
 from squeezelens.core.errors import SqueezeLensError
 
+from .dev_tools import StartupProbe
 from .main_window import MainWindow
 from .settings import APPLICATION, ORGANIZATION, AppSettings
-from .startup_probe import StartupProbe
 from .worker import InferenceClient
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QHideEvent, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -30,7 +30,7 @@ from . import camera_source as cs
 from .camera_view import CameraView
 from .capture_panel import RECORD_KEY, CapturePanel
 from .live_controller import LiveController
-from .settings import AppSettings
+from .settings import SMOOTHING_RANGE, AppSettings
 from .worker import InferenceClient
 
 OVERLAY_MS = 250  # overlay text refresh
@@ -82,7 +82,7 @@ class CameraPage(QWidget):
         self.pause.setToolTip("Freeze the video and stop classifying")
         self.pause.setEnabled(False)  # until frames come
         self.smoothing = QSpinBox()
-        self.smoothing.setRange(1, 30)
+        self.smoothing.setRange(*SMOOTHING_RANGE)
         self.smoothing.setValue(settings.camera_smoothing)
         self.smoothing.setPrefix("Smooth ")
         self.smoothing.setToolTip("Average the bars over this many results (1 = off)")
@@ -184,6 +184,12 @@ class CameraPage(QWidget):
     def current_frame(self) -> Any:
         return self.controller.last_frame if self.controller is not None else None
 
+    @property
+    def _live(self) -> LiveController:
+        """The controller, for what runs only when Qt Multimedia works (the camera list's signals)."""
+        assert self.controller is not None, self.problem
+        return self.controller
+
     # -- cameras -----------------------------------------------------------------------------------
     def _fill_cameras(self, keep: str | None = None) -> None:
         """List the cameras; select ``keep`` (the one running), else the saved one, else the default."""
@@ -237,11 +243,11 @@ class CameraPage(QWidget):
         cam = self._camera()
         if cam is None:
             self._video_gone()
-            self.controller.set_source(None)
+            self._live.set_source(None)
             self.view.set_message(cs.NO_CAMERA)
             return
         fmt = self.resolution_box.currentData()
-        source = cs.CameraSource(self.controller.sink, cam.device, fmt)
+        source = cs.CameraSource(self._live.sink, cam.device, fmt)
         self.start_source(source)
 
     def _on_permission(self, granted: bool) -> None:
@@ -258,14 +264,14 @@ class CameraPage(QWidget):
         self._fill_cameras(before.id if before is not None else None)
         if not self.active:
             return
-        gone = before is not None and all(c.id != before.id for c in self._cameras)
-        running = self.controller.source is not None and self.controller.running
-        if gone and self._cameras:  # another camera is there: use it
-            self.message.emit(f"The camera '{before.description}' was disconnected; "
+        gone = before if before is not None and all(c.id != before.id for c in self._cameras) else None
+        running = self._live.source is not None and self._live.running
+        if gone is not None and self._cameras:  # another camera is there: use it
+            self.message.emit(f"The camera '{gone.description}' was disconnected; "
                               f"switched to '{self.camera_box.currentText()}'.")
             self._open_camera()
-        elif gone:
-            self.controller.set_source(None)
+        elif gone is not None:
+            self._live.set_source(None)
             self._show_problem(cs.DISCONNECTED)
         elif not running and self._cameras and (before is None or self.view.message):
             self._open_camera()  # the first camera was plugged in, or one came back after an error
@@ -279,7 +285,7 @@ class CameraPage(QWidget):
             self._open_camera()
 
     def _on_camera_activated(self, index: int) -> None:
-        if self.active and not self.controller.running:
+        if self.active and not self._live.running:
             self._open_camera()  # the same entry chosen again after an error: try it again
 
     def _on_resolution_chosen(self, index: int) -> None:
@@ -307,7 +313,8 @@ class CameraPage(QWidget):
 
     def _check_video(self) -> None:
         c = self.controller
-        if self.active and c is not None and c.running and c.stats.frames == self._frames_at_start:
+        if (self.active and c is not None and c.source is not None and c.running
+                and c.stats.frames == self._frames_at_start):
             # not an error yet: if frames start to come, the first one replaces this message
             self.view.set_message(f"{c.source.description} sends no video. Another app may be using it; "
                                   "close it or choose another camera.")
@@ -339,20 +346,20 @@ class CameraPage(QWidget):
         super().showEvent(event)
         if not self._filtering:
             # an application filter: a focused class list or combo box would eat R (keyboard search)
-            QApplication.instance().installEventFilter(self)
+            _app().installEventFilter(self)
             self._filtering = True
 
     def hideEvent(self, event: QHideEvent) -> None:
         super().hideEvent(event)
         self._stop_key_burst()
         if self._filtering:
-            QApplication.instance().removeEventFilter(self)
+            _app().removeEventFilter(self)
             self._filtering = False
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         kind = event.type()
         if kind == _KEY_PRESS or kind == _KEY_RELEASE:
-            if obj.isWidgetType() and event.key() == RECORD_KEY:
+            if isinstance(obj, QWidget) and isinstance(event, QKeyEvent) and event.key() == RECORD_KEY:
                 return self._record_key(obj, event)
         elif kind == _DEACTIVATE and self._key_burst and obj is self.window():
             self._stop_key_burst()  # the release would go to another window
@@ -381,3 +388,9 @@ class CameraPage(QWidget):
             self._key_burst = False
             self.capture.record.setDown(False)
             self.capture.stop_burst()
+
+
+def _app() -> QCoreApplication:
+    app = QApplication.instance()
+    assert app is not None, "a widget is shown only inside an application"
+    return app

@@ -176,7 +176,7 @@ class CapturePanel(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, name)
             self.classes.addItem(item)
             self._label(item)
-        self.select(current or (names[:1] or [None])[0])
+        self.select(current or (names[0] if names else None))
 
     @property
     def counting(self) -> bool:

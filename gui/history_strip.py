@@ -62,7 +62,8 @@ class HistoryStrip(QListWidget):
             return
         self.entryActivated.emit(item.data(Qt.ItemDataRole.UserRole))
 
-    def add(self, entry: HistoryEntry, thumb: QImage) -> QListWidgetItem:
+    def add(self, entry: HistoryEntry, thumb: QImage) -> None:
+        """Put ``entry`` first (the oldest beyond :data:`MAX_ENTRIES` drop off) and show the strip."""
         item = QListWidgetItem(QIcon(QPixmap.fromImage(thumb)), _caption(entry))
         item.setData(Qt.ItemDataRole.UserRole, entry)
         item.setToolTip(entry.title)
@@ -70,7 +71,6 @@ class HistoryStrip(QListWidget):
         self.show()
         while self.count() > MAX_ENTRIES:
             self.takeItem(self.count() - 1)
-        return item
 
     def update_entry(self, entry: HistoryEntry) -> None:
         for i in range(self.count()):

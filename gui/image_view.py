@@ -33,9 +33,6 @@ class ImageView(QWidget):
         if self._image.isNull():
             self.update()
 
-    def clear(self) -> None:
-        self.set_image(QImage())
-
     def sizeHint(self) -> QSize:
         return QSize(640, 480)
 

@@ -113,8 +113,8 @@ class LiveController(QObject):
     """Connects a frame source, the view and the worker; owns the mailbox and the sink.
 
     Signals: ``frameShown(frame)`` for each frame to draw (not while paused), ``resultReady(LiveResult,
-    rows)`` with the (smoothed) top-k rows, ``problem(message)`` when the source fails,
-    ``waiting(message)`` while frames cannot be classified yet (model loading).
+    rows)`` with the (smoothed) top-k rows, ``problem(message)`` when the source fails. While a model
+    loads, frames are shown but not classified.
     """
 
     frameShown = Signal(object)

@@ -33,25 +33,29 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from squeezelens.core.catalogue import DEFAULT_MODEL
 from squeezelens.core.images import image_extensions
+from squeezelens.core.options import DEVICES
+from squeezelens.core.progress_text import format_bytes
 
 from .about import show_about
 from .batch_window import BatchWindow
+from .dev_tools import StartupProbe
 from .drop_input import DropContent, can_accept, classify_path, read_mime
 from .history_strip import HistoryEntry, HistoryStrip
 from .image_loader import ImageLoader, placeholder_thumbnail
 from .image_view import ImageView
 from .model_picker import ModelPicker
 from .results_panel import ResultsPanel
-from .settings import TOP_K_RANGE, AppSettings
-from .startup_probe import StartupProbe
+from .settings import DEFAULT_DEVICE, TOP_K_RANGE, AppSettings
 from .worker import InferenceClient, ModelSpec, ModelState
 
 APP_TITLE = "SqueezeLens"
 CLOSE_WAIT_S = 1.8  # the most closing the window waits for running work
 KEEP_PASTED_IMAGES = 8  # pasted/dropped image data kept at display size in the history
 NOTICE_MS = 8000
-DEVICES = (("Auto", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda"), ("Apple GPU (MPS)", "mps"))
+#: The Device menu's names for core's devices (one core adds without a name here shows as its value).
+DEVICE_NAMES: dict[str, str] = {"auto": "Auto", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}
 
 
 class MainWindow(QMainWindow):
@@ -76,7 +80,7 @@ class MainWindow(QMainWindow):
         self._loading: dict[int, HistoryEntry] = {}
         self._pending: dict[int, HistoryEntry] = {}
         self._model_name = settings.model
-        self._trying: tuple[str, str] = ("", "auto")  # (model, device) being loaded
+        self._trying: tuple[str, str] = ("", DEFAULT_DEVICE)  # (model, device) being loaded; "": the default model
         self._good: tuple[str, str] | None = None  # the last (model, device) that loaded
         self._catalogue_requested = False
         self.finetune_window: Any = None  # FinetuneWindow, imported and built when first opened
@@ -104,7 +108,8 @@ class MainWindow(QMainWindow):
         self.notice.setWordWrap(True)
         self.notice.setStyleSheet("background: palette(alternate-base); border-radius: 6px; padding: 6px 10px;")
         self.notice.hide()
-        self._notice_timer = QTimer(self, singleShot=True, interval=NOTICE_MS, timeout=self.notice.hide)
+        self._notice_timer = QTimer(self, singleShot=True, interval=NOTICE_MS)
+        self._notice_timer.timeout.connect(self.notice.hide)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         self.left = QStackedWidget()  # the image view, or the camera page (built on first use)
@@ -127,7 +132,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.picker = ModelPicker()
-        self.picker.set_current(self._model_name or "seresnext26d_32x4d")
+        self.picker.set_current(self._model_name or DEFAULT_MODEL)
         self.picker.set_recent(self.settings.recent_models)
         self.device_label = QLabel("CPU / GPU: starting...")
         self.device_label.setObjectName("deviceLabel")
@@ -175,7 +180,7 @@ class MainWindow(QMainWindow):
         self.act_fullscreen.setCheckable(True)
         self.act_camera = action("&Camera", self.set_camera_mode, "Ctrl+K", "Classify live video from a camera")
         self.act_camera.setCheckable(True)
-        self.act_model = action("Choose &Model", lambda: (self.picker.setFocus(), self.picker.showPopup()), "Ctrl+M")
+        self.act_model = action("Choose &Model", self._open_picker, "Ctrl+M")
         self.act_finetune = action("&Finetune...", self.open_finetune, "Ctrl+T",
                                    "Teach a model your own classes from a folder of images")
         self.act_about = action("&About SqueezeLens", self.show_about)
@@ -196,8 +201,8 @@ class MainWindow(QMainWindow):
         model_menu.addAction(self.act_finetune)
         device_menu = model_menu.addMenu("&Device")
         self.device_group = QActionGroup(self)
-        for text, value in DEVICES:
-            a = QAction(text, self, checkable=True)
+        for value in DEVICES:
+            a = QAction(DEVICE_NAMES.get(value, value), self, checkable=True)
             a.setData(value)
             a.setChecked(value == self.settings.device)
             a.triggered.connect(lambda _checked=False, v=value: self.choose_device(v))
@@ -369,10 +374,9 @@ class MainWindow(QMainWindow):
         self.model_state = None
         self._trying = (name or "", self.settings.device)
         self.client.load_model(ModelSpec(name=name, device=self.settings.device))
-        self.status_label.setText(f"Loading {_short_name(name or 'seresnext26d_32x4d')}...")
-        self.device_label.setText(self.settings.device.upper() if self.settings.device != "auto" else "")
-        if self.current is not None:
-            self._reclassify_current()  # queued behind the load, so the new model answers
+        self.status_label.setText(f"Loading {_short_name(name or DEFAULT_MODEL)}...")
+        self.device_label.setText(self.settings.device.upper() if self.settings.device != DEFAULT_DEVICE else "")
+        self._reclassify_current()  # queued behind the load, so the new model answers
 
     def choose_model(self, name: str) -> None:
         self._model_name = name
@@ -420,10 +424,10 @@ class MainWindow(QMainWindow):
         if total:
             self.download_bar.setRange(0, 1000)
             self.download_bar.setValue(int(done * 1000 / total))
-            self.status_label.setText(f"Downloading weights: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+            self.status_label.setText(f"Downloading weights: {format_bytes(done)} of {format_bytes(total)}")
         else:
             self.download_bar.setRange(0, 0)
-            self.status_label.setText(f"Downloading weights: {done / 1e6:.1f} MB")
+            self.status_label.setText(f"Downloading weights: {format_bytes(done)}")
 
     def _hide_download(self) -> None:
         self.download_bar.hide()
@@ -454,7 +458,7 @@ class MainWindow(QMainWindow):
     def _on_model_failed(self, message: str) -> None:
         """Keep the model that worked (the worker still holds it); at start-up, fall back to the default."""
         self._hide_download()
-        tried = _short_name(self._trying[0] or "seresnext26d_32x4d")
+        tried = _short_name(self._trying[0] or DEFAULT_MODEL)
         if self._good is not None:
             name, device = self._good
             self._set_choice(name, device)
@@ -462,9 +466,9 @@ class MainWindow(QMainWindow):
             self.status_label.setText(f"Could not load {tried}; still using {_short_name(name or 'the default')}")
             self.show_notice(f"Could not load {tried}: {message}")
             return  # the image queued behind the failed load is answered by the model kept
-        if self._trying != ("", "auto"):
+        if self._trying != ("", DEFAULT_DEVICE):
             self.show_notice(f"Could not load {tried}: {message}. Loading the default model instead.")
-            self._set_choice("", "auto")
+            self._set_choice("", DEFAULT_DEVICE)
             self.load_model(None)
             return
         self.status_label.setText("Could not load the model")
@@ -477,7 +481,7 @@ class MainWindow(QMainWindow):
         self._model_name = name
         self.settings.model = name
         self.settings.device = device
-        self.picker.set_current(name or "seresnext26d_32x4d")
+        self.picker.set_current(name or DEFAULT_MODEL)
         for a in self.device_group.actions():
             a.setChecked(a.data() == device)
 
@@ -488,11 +492,13 @@ class MainWindow(QMainWindow):
 
     def _on_top_k(self, value: int) -> None:
         self.settings.top_k = value
-        if self.current is not None:
-            self._reclassify_current()
+        self._reclassify_current()
 
     def _reclassify_current(self) -> None:
-        """Classify the image on show again; in camera mode only when leaving it (live mode has the worker)."""
+        """Classify the image on show (if any) again; in camera mode only when leaving it (live mode has
+        the worker)."""
+        if self.current is None:
+            return
         if self.act_camera.isChecked():
             self.current.prediction = None  # stale: show_entry classifies it on the way back
         else:
@@ -613,6 +619,10 @@ class MainWindow(QMainWindow):
             self.results.show_message(f"Could not classify the frame: {error}", "Camera")
         else:
             self.results.show_prediction("Camera", result.pred, label, rows)
+
+    def _open_picker(self) -> None:
+        self.picker.setFocus()
+        self.picker.showPopup()
 
     def toggle_fullscreen(self) -> None:
         self.setWindowState(self.windowState() ^ Qt.WindowState.WindowFullScreen)

@@ -53,9 +53,6 @@ class ModelPicker(QComboBox):
     def current_name(self) -> str:
         return self._current
 
-    def names(self) -> list[str]:
-        return [self.itemData(i) for i in range(self.count()) if self.itemData(i) not in (None, OPEN_FOLDER)]
-
     def _rebuild(self) -> None:
         self.blockSignals(True)
         self.clear()

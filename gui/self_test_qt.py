@@ -152,7 +152,7 @@ def check_platform() -> str:
                 pass
             raise SelfTestFailure(failure) from None
     _app = QApplication.instance() or QApplication(sys.argv[:1])
-    return f"{note}; Qt started on {_app.platformName()!r}"
+    return f"{note}; Qt started on {QApplication.platformName()!r}"
 
 
 def _need_app() -> None:
@@ -164,7 +164,7 @@ def check_image_formats() -> str:
     from PySide6.QtGui import QImageReader
 
     _need_app()
-    have = {bytes(f).decode() for f in QImageReader.supportedImageFormats()}
+    have = {f.toStdString() for f in QImageReader.supportedImageFormats()}
     missing = [f for f in IMAGE_FORMATS if f not in have]
     if missing:
         raise SelfTestFailure(f"Qt cannot read {', '.join(missing)} (imageformats plugins missing from "

@@ -1,211 +1,210 @@
-"""The app's persistent settings (QSettings, INI format in the user's config folder)."""
+"""The app's persistent settings (QSettings, INI format in the user's config folder).
+
+Each setting is one line in :class:`AppSettings`: a descriptor with its QSettings key, its default,
+and how a stored value is checked. A value that is missing, hand-edited into something else, or out
+of range reads back as the default (or clamped), so a bad settings file never stops the app. Every
+write goes straight to QSettings, so a crash loses nothing.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar, overload
+
 from PySide6.QtCore import QByteArray, QSettings
+
+from squeezelens.core.options import DEVICES, Device
 
 ORGANIZATION = "SqueezeLens"
 APPLICATION = "SqueezeLens"
 MAX_RECENT_MODELS = 8
 TOP_K_RANGE = (1, 10)
+#: Results averaged for the live bars (1 = none).
+SMOOTHING_RANGE = (1, 30)
+#: The device when none is chosen (and the fallback when the chosen one fails at start-up).
+DEFAULT_DEVICE: Device = "auto"
+
+T = TypeVar("T")
+
+
+class _Setting(Generic[T]):
+    """One QSettings key, read as a ``T`` (anything unreadable gives ``default``) and written through."""
+
+    def __init__(self, key: str, default: T) -> None:
+        self.key = key
+        self.default = default
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _Setting[T]: ...
+
+    @overload
+    def __get__(self, obj: AppSettings, owner: type | None = None) -> T: ...
+
+    def __get__(self, obj: AppSettings | None, owner: type | None = None) -> _Setting[T] | T:
+        if obj is None:
+            return self
+        return self.decode(obj._s.value(self.key, self.encode(self.fallback())))
+
+    def __set__(self, obj: AppSettings, value: T) -> None:
+        obj._s.setValue(self.key, self.encode(value))
+
+    def fallback(self) -> T:
+        """What a missing or unreadable value reads as."""
+        return self.default
+
+    def decode(self, raw: object) -> T:
+        raise NotImplementedError
+
+    def encode(self, value: T) -> object:
+        return value
+
+
+class _Text(_Setting[str]):
+    """A string; anything else (a list, ``@Invalid()``) reads as ``default``."""
+
+    def __init__(self, key: str, default: str = "") -> None:
+        super().__init__(key, default)
+
+    def decode(self, raw: object) -> str:
+        return raw if isinstance(raw, str) else self.default
+
+
+class _Choice(_Setting[str]):
+    """One of ``choices`` (a sequence, or a function giving one when read); ``default`` None: the first."""
+
+    def __init__(self, key: str, choices: Sequence[str] | Callable[[], Sequence[str]],
+                 default: str | None = None) -> None:
+        super().__init__(key, default or "")
+        self._choices = choices
+
+    def choices(self) -> Sequence[str]:
+        return self._choices() if callable(self._choices) else self._choices
+
+    def fallback(self) -> str:
+        return self.default or self.choices()[0]
+
+    def decode(self, raw: object) -> str:
+        return raw if isinstance(raw, str) and raw in self.choices() else self.fallback()
+
+
+class _Int(_Setting[int]):
+    """An integer clamped to ``[lo, hi]`` (either may be None: unbounded); a non-integer reads as ``default``."""
+
+    def __init__(self, key: str, default: int, lo: int | None = None, hi: int | None = None) -> None:
+        super().__init__(key, default)
+        self.lo, self.hi = lo, hi
+
+    def decode(self, raw: object) -> int:
+        try:
+            value = int(raw)  # type: ignore[call-overload]  # any object: what int() refuses is caught
+        except (TypeError, ValueError):
+            value = self.default
+        if self.lo is not None:
+            value = max(value, self.lo)
+        if self.hi is not None:
+            value = min(value, self.hi)
+        return value
+
+    def encode(self, value: int) -> object:
+        return int(value)
+
+
+class _Flag(_Setting[bool]):
+    """A boolean, stored as ``"true"`` / ``"false"``."""
+
+    def decode(self, raw: object) -> bool:
+        return str(raw).lower() in ("true", "1")
+
+    def encode(self, value: bool) -> object:
+        return "true" if value else "false"
+
+
+class _TextList(_Setting[list[str]]):
+    """A list of non-empty strings, first occurrences only, in order, at most ``limit`` of them."""
+
+    def __init__(self, key: str, limit: int | None = None) -> None:
+        super().__init__(key, [])
+        self.limit = limit
+
+    def decode(self, raw: object) -> list[str]:
+        if isinstance(raw, str):  # QSettings returns a lone item as a plain string
+            raw = [raw]
+        if not isinstance(raw, (list, tuple)):  # an empty list is stored as @Invalid() and reads back as None
+            return []
+        return list(dict.fromkeys(v for v in raw if isinstance(v, str) and v))[: self.limit]
+
+    def encode(self, value: list[str]) -> object:
+        return list(value)[: self.limit]
+
+
+class _Bytes(_Setting[QByteArray | None]):
+    """Opaque bytes from Qt (window geometry and state); None when absent or not bytes."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key, None)
+
+    def decode(self, raw: object) -> QByteArray | None:
+        return raw if isinstance(raw, QByteArray) else None
+
+
+def _finetune_modes() -> Sequence[str]:
+    """core's finetune modes, its default (quick) first. Imported when read: only the Finetune window,
+    which imports core's finetune module anyway, reads this setting, and app start-up stays lean."""
+    from squeezelens.core.finetune import MODES
+
+    return MODES
 
 
 class AppSettings:
     """Typed access to the settings; every setter writes through, so a crash loses nothing."""
+
+    #: Catalogue name or saved-model folder; empty means the default model.
+    model = _Text("model")
+    device = _Choice("device", DEVICES, DEFAULT_DEVICE)
+    top_k = _Int("top_k", 5, *TOP_K_RANGE)
+    last_folder = _Text("last_folder")
+    #: Saved-model folders used lately, newest first (see :meth:`add_recent_model`).
+    recent_models = _TextList("recent_models", MAX_RECENT_MODELS)
+    geometry = _Bytes("window/geometry")
+    window_state = _Bytes("window/state")
+
+    # camera mode: the dataset captures go into (``<folder>/<class>/``, the Finetune window offers it),
+    # the camera picked, its resolution ("WxH"), mirror, smoothing, and the capture classes in the
+    # order the user added them
+    capture_folder = _Text("camera/capture_folder")
+    camera_id = _Text("camera/id")
+    camera_resolution = _Text("camera/resolution")
+    camera_mirror = _Flag("camera/mirror", True)
+    camera_smoothing = _Int("camera/smoothing", 3, *SMOOTHING_RANGE)
+    camera_classes = _TextList("camera/classes")
+
+    # the Finetune window's form; 0 epochs: the mode's default; 0 input size: the model's own
+    finetune_data_folders = _TextList("finetune/data_folders", MAX_RECENT_MODELS)  # newest first
+    finetune_model = _Text("finetune/model")
+    finetune_mode = _Choice("finetune/mode", _finetune_modes)
+    finetune_epochs = _Int("finetune/epochs", 0, lo=0)
+    finetune_input_size = _Int("finetune/input_size", 0, lo=0)
+    finetune_output_folder = _Text("finetune/output_folder")
 
     def __init__(self, settings: QSettings | None = None) -> None:
         self._s = settings or QSettings(
             QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION
         )
 
-    def _str(self, key: str, default: str = "") -> str:
-        value = self._s.value(key, default)
-        return value if isinstance(value, str) else default
-
-    def _int(self, key: str, default: int = 0) -> int:
-        try:
-            return int(self._s.value(key, default))
-        except (TypeError, ValueError):
-            return default
-
-    def _str_list(self, key: str) -> list[str]:
-        """A stored list of non-empty strings, first occurrences only, in order."""
-        value = self._s.value(key, [])
-        if isinstance(value, str):  # QSettings returns a lone item as a plain string
-            value = [value]
-        if not isinstance(value, (list, tuple)):  # an empty list is stored as @Invalid() and reads back as None
-            return []
-        return list(dict.fromkeys(v for v in value if isinstance(v, str) and v))
-
-    def _push_recent(self, key: str, item: str, recent: list[str]) -> None:
-        self._s.setValue(key, ([item] + [f for f in recent if f != item])[:MAX_RECENT_MODELS])
-
-    @property
-    def model(self) -> str:
-        """Catalogue name or saved-model folder; empty means the default model."""
-        return self._str("model")
-
-    @model.setter
-    def model(self, value: str) -> None:
-        self._s.setValue("model", value)
-
-    @property
-    def device(self) -> str:
-        value = self._str("device", "auto")
-        return value if value in ("auto", "cpu", "cuda", "mps") else "auto"
-
-    @device.setter
-    def device(self, value: str) -> None:
-        self._s.setValue("device", value)
-
-    @property
-    def top_k(self) -> int:
-        return min(max(self._int("top_k", 5), TOP_K_RANGE[0]), TOP_K_RANGE[1])
-
-    @top_k.setter
-    def top_k(self, value: int) -> None:
-        self._s.setValue("top_k", int(value))
-
-    @property
-    def last_folder(self) -> str:
-        return self._str("last_folder")
-
-    @last_folder.setter
-    def last_folder(self, value: str) -> None:
-        self._s.setValue("last_folder", value)
-
-    @property
-    def capture_folder(self) -> str:
-        """Dataset folder the camera saves captures into (``<folder>/<class>/``); the Finetune window offers it."""
-        return self._str("camera/capture_folder")
-
-    @capture_folder.setter
-    def capture_folder(self, value: str) -> None:
-        self._s.setValue("camera/capture_folder", value)
-
-    # camera mode (issue 4): the camera picked, its resolution ("WxH"), mirror, smoothing, capture classes
-    @property
-    def camera_id(self) -> str:
-        return self._str("camera/id")
-
-    @camera_id.setter
-    def camera_id(self, value: str) -> None:
-        self._s.setValue("camera/id", value)
-
-    @property
-    def camera_resolution(self) -> str:
-        return self._str("camera/resolution")
-
-    @camera_resolution.setter
-    def camera_resolution(self, value: str) -> None:
-        self._s.setValue("camera/resolution", value)
-
-    @property
-    def camera_mirror(self) -> bool:
-        return str(self._s.value("camera/mirror", "true")).lower() in ("true", "1")
-
-    @camera_mirror.setter
-    def camera_mirror(self, value: bool) -> None:
-        self._s.setValue("camera/mirror", "true" if value else "false")
-
-    @property
-    def camera_smoothing(self) -> int:
-        """Results averaged for the live bars (1 = none)."""
-        return min(max(self._int("camera/smoothing", 3), 1), 30)
-
-    @camera_smoothing.setter
-    def camera_smoothing(self, value: int) -> None:
-        self._s.setValue("camera/smoothing", int(value))
-
-    @property
-    def camera_classes(self) -> list[str]:
-        """The capture class names, in the order the user added them."""
-        return self._str_list("camera/classes")
-
-    @camera_classes.setter
-    def camera_classes(self, value: list[str]) -> None:
-        self._s.setValue("camera/classes", list(value))
-
-    # -- the Finetune window's form ("finetune/" group) --
-    @property
-    def finetune_data_folders(self) -> list[str]:
-        """Dataset folders used lately in the Finetune window, newest first."""
-        return self._str_list("finetune/data_folders")[:MAX_RECENT_MODELS]
-
-    def add_finetune_data_folder(self, folder: str) -> None:
-        self._push_recent("finetune/data_folders", folder, self.finetune_data_folders)
-
-    @property
-    def finetune_model(self) -> str:
-        return self._str("finetune/model")
-
-    @finetune_model.setter
-    def finetune_model(self, value: str) -> None:
-        self._s.setValue("finetune/model", value)
-
-    @property
-    def finetune_mode(self) -> str:
-        value = self._str("finetune/mode", "quick")
-        return value if value in ("quick", "deep") else "quick"
-
-    @finetune_mode.setter
-    def finetune_mode(self, value: str) -> None:
-        self._s.setValue("finetune/mode", value)
-
-    @property
-    def finetune_epochs(self) -> int:
-        """0: the mode's default."""
-        return max(0, self._int("finetune/epochs"))
-
-    @finetune_epochs.setter
-    def finetune_epochs(self, value: int) -> None:
-        self._s.setValue("finetune/epochs", int(value))
-
-    @property
-    def finetune_input_size(self) -> int:
-        """0: the model's own input size."""
-        return max(0, self._int("finetune/input_size"))
-
-    @finetune_input_size.setter
-    def finetune_input_size(self, value: int) -> None:
-        self._s.setValue("finetune/input_size", int(value))
-
-    @property
-    def finetune_output_folder(self) -> str:
-        return self._str("finetune/output_folder")
-
-    @finetune_output_folder.setter
-    def finetune_output_folder(self, value: str) -> None:
-        self._s.setValue("finetune/output_folder", value)
-
-    @property
-    def recent_models(self) -> list[str]:
-        """Saved-model folders used lately, newest first."""
-        return self._str_list("recent_models")[:MAX_RECENT_MODELS]
-
     def add_recent_model(self, folder: str) -> None:
-        self._push_recent("recent_models", folder, self.recent_models)
+        """Put ``folder`` first in :attr:`recent_models` (moved there if it was listed already)."""
+        self.recent_models = _push(folder, self.recent_models)
 
     def remove_recent_model(self, folder: str) -> None:
-        self._s.setValue("recent_models", [f for f in self.recent_models if f != folder])
+        self.recent_models = [f for f in self.recent_models if f != folder]
 
-    @property
-    def geometry(self) -> QByteArray | None:
-        value = self._s.value("window/geometry")
-        return value if isinstance(value, QByteArray) else None
-
-    @geometry.setter
-    def geometry(self, value: QByteArray) -> None:
-        self._s.setValue("window/geometry", value)
-
-    @property
-    def window_state(self) -> QByteArray | None:
-        value = self._s.value("window/state")
-        return value if isinstance(value, QByteArray) else None
-
-    @window_state.setter
-    def window_state(self, value: QByteArray) -> None:
-        self._s.setValue("window/state", value)
+    def add_finetune_data_folder(self, folder: str) -> None:
+        self.finetune_data_folders = _push(folder, self.finetune_data_folders)
 
     def sync(self) -> None:
         self._s.sync()
+
+
+def _push(item: str, recent: list[str]) -> list[str]:
+    return [item, *(f for f in recent if f != item)]
+

@@ -26,7 +26,7 @@ def main(out: str) -> int:
     from PySide6.QtGui import QImage
 
     from squeezelens.gui.app import create_app
-    from squeezelens.gui.camera_source import SyntheticSource
+    from squeezelens.gui.dev_tools import SyntheticSource
     from squeezelens.gui.main_window import MainWindow
     from squeezelens.gui.settings import AppSettings
     from squeezelens.gui.worker import InferenceClient

@@ -128,8 +128,8 @@ def test_default_resolution(sizes: list[tuple[int, int]], wanted: str, expected:
 def start_live(qtbot: Any, clf: Any, size: tuple[int, int] = (640, 480), fps: float = 30.0,
                with_view: bool = True) -> tuple[Any, Any, Any, list]:
     """A worker with ``clf``, a live controller, a synthetic source at ``fps`` (not started)."""
-    from squeezelens.gui.camera_source import SyntheticSource
     from squeezelens.gui.camera_view import CameraView
+    from squeezelens.gui.dev_tools import SyntheticSource
     from squeezelens.gui.live_controller import LiveController
     from squeezelens.gui.worker import InferenceClient, ModelSpec
 
@@ -368,7 +368,8 @@ def test_frame_to_pil_matches_qimage_to_pil() -> None:
     """The worker's fast unpacking of RGB32 frames gives the same pixels as the general conversion."""
     import numpy as np
 
-    from squeezelens.gui.camera_source import SyntheticSource, multimedia
+    from squeezelens.gui.camera_source import multimedia
+    from squeezelens.gui.dev_tools import SyntheticSource
     from squeezelens.gui.frame_mailbox import frame_to_pil
     from squeezelens.gui.qimage_convert import qimage_to_pil
 
@@ -399,7 +400,7 @@ class OtherFake(FastFake):
 def test_model_switch_never_mixes_the_old_models_results(qtbot: Any) -> None:
     """Switching models mid-stream: no result of the old model is shown once the switch is asked for,
     and the smoothing starts again, so no old label is averaged into the new model's bars."""
-    from squeezelens.gui.camera_source import SyntheticSource
+    from squeezelens.gui.dev_tools import SyntheticSource
     from squeezelens.gui.live_controller import LiveController
     from squeezelens.gui.worker import InferenceClient, ModelSpec
 
@@ -468,7 +469,8 @@ def test_nv12_frames_like_a_real_camera(qtbot: Any) -> None:
     as the RGB source (within YUV rounding), and live mode classifies them."""
     import numpy as np
 
-    from squeezelens.gui.camera_source import SyntheticSource, multimedia
+    from squeezelens.gui.camera_source import multimedia
+    from squeezelens.gui.dev_tools import SyntheticSource
     from squeezelens.gui.frame_mailbox import frame_to_pil
 
     mm = multimedia()

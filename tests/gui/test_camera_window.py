@@ -15,6 +15,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from squeezelens.gui import camera_source as cs
+from squeezelens.gui.dev_tools import SyntheticSource
 
 from .conftest import fixed_loader
 from .test_main_window import drop, file_mime, wait_result
@@ -22,7 +23,7 @@ from .test_main_window import drop, file_mime, wait_result
 WAIT_MS = 20_000
 
 
-class FakeCamera(cs.SyntheticSource):
+class FakeCamera(SyntheticSource):
     """Stands in for ``CameraSource`` (same constructor): synthetic 640x480 frames at 30 fps."""
 
     made: list[FakeCamera] = []

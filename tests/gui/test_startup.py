@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from squeezelens.gui.dev_tools import PROBE_ENV, QUIT_ENV
+
 SCRIPT = r"""
 import json, sys, threading, time
 log = open(sys.argv[2], "a")
@@ -35,7 +37,7 @@ def run_app(tmp_path: Path, image: Path, quit_after: str) -> tuple[subprocess.Co
     probe, imports_log = tmp_path / "probe.jsonl", tmp_path / "imports.jsonl"
     env = dict(
         os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"),
-        SQUEEZELENS_STARTUP_PROBE=str(probe), SQUEEZELENS_STARTUP_PROBE_QUIT=quit_after,
+        **{PROBE_ENV: str(probe), QUIT_ENV: quit_after},
     )
     out = subprocess.run([sys.executable, "-c", SCRIPT, str(image), str(imports_log)], env=env,
                          capture_output=True, text=True, timeout=180)

@@ -12,9 +12,11 @@ from PySide6.QtGui import QColor, QImage, QPalette
 from PySide6.QtWidgets import QProxyStyle, QStyle
 
 from squeezelens.core.engine import Prediction, TopClass
+from squeezelens.core.options import DEVICES
 from squeezelens.gui.about import about_text
 from squeezelens.gui.batch_window import COLUMNS, SORT_ROLE, BatchTableModel
 from squeezelens.gui.history_strip import MAX_ENTRIES, HistoryEntry, HistoryStrip
+from squeezelens.gui.main_window import DEVICE_NAMES
 from squeezelens.gui.model_picker import OPEN_FOLDER, ModelPicker
 from squeezelens.gui.results_panel import ResultsPanel
 from squeezelens.gui.topk_bars import TopKBars
@@ -208,12 +210,17 @@ CATALOGUE = [
 ]
 
 
+def model_values(picker: ModelPicker) -> list[str]:
+    """What choosing each model row would load (not separators, not "Open model folder...")."""
+    return [picker.itemData(i) for i in range(picker.count()) if picker.itemData(i) not in (None, OPEN_FOLDER)]
+
+
 def test_picker_lists_catalogue_recent_and_open_folder(qtbot: Any) -> None:
     picker = ModelPicker()
     qtbot.addWidget(picker)
     picker.set_catalogue(CATALOGUE)
     picker.set_recent(["/models/birds"])
-    assert picker.names() == ["seresnext26d_32x4d", "seresnext50_32x4d.gluon_in1k", "/models/birds"]
+    assert model_values(picker) == ["seresnext26d_32x4d", "seresnext50_32x4d.gluon_in1k", "/models/birds"]
     texts = [picker.itemText(i) for i in range(picker.count())]
     assert texts[0] == "seresnext26d_32x4d  (cached)"
     assert texts[1] == "seresnext50_32x4d.gluon_in1k  (needs download)"
@@ -271,6 +278,10 @@ def test_picker_never_selects_a_separator(qtbot: Any) -> None:
 
 
 # -- About ------------------------------------------------------------------------------------------
+
+def test_every_core_device_has_a_menu_name() -> None:
+    assert set(DEVICE_NAMES) == set(DEVICES)
+
 
 def test_about_text() -> None:
     text = about_text(None, None, False)
