@@ -28,8 +28,8 @@ def shapes_module():
 
 def main() -> int:
     import torch
-    from skimage import data
     from PIL import Image
+    from skimage import data
 
     from squeezelens import Classifier, FinetuneConfig, finetune
     from squeezelens.core import cuda_path
