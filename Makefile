@@ -9,10 +9,12 @@ STAMP  := $(VENV)/.squeezelens-installed
 run: setup
 	$(VENV)/bin/squeezelens
 
-# pytest includes the import-linter contracts (tests/test_import_contracts.py).
+# pytest includes the import-linter contracts (tests/test_import_contracts.py); then ruff, and mypy over
+# api/ and core/ (scripts/typecheck.py: zero errors; `$(PY) scripts/typecheck.py --gui` adds gui/).
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 	$(VENV)/bin/ruff check .
+	$(PY) scripts/typecheck.py
 
 # Builds the Linux CPU bundle, .tar.gz and .deb (build/venv-cpu, then PyInstaller: about 3 min here)
 # and tests the frozen app; CI runs it after `make test`. docs/PACKAGING.md has the other platforms.
@@ -38,6 +40,7 @@ $(STAMP): pyproject.toml
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(PY) scripts/lint_imports.py
+	$(PY) scripts/typecheck.py
 
 bench: setup
 	$(PY) bench/fast_decode.py
