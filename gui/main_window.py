@@ -9,14 +9,11 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QMimeData, QObject, Qt, QTimer
 from PySide6.QtGui import (
-    QAction,
-    QActionGroup,
     QCloseEvent,
     QDragEnterEvent,
     QDropEvent,
     QGuiApplication,
     QImage,
-    QKeySequence,
 )
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -28,15 +25,12 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QStackedWidget,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
 from squeezelens.core.catalogue import DEFAULT_MODEL
 from squeezelens.core.images import image_extensions
-from squeezelens.core.options import DEVICES
-from squeezelens.core.progress_text import format_bytes
 
 from .about import show_about
 from .batch_window import BatchWindow
@@ -45,20 +39,20 @@ from .drop_input import DropContent, can_accept, classify_path, read_mime
 from .history_strip import HistoryEntry, HistoryStrip
 from .image_loader import ImageLoader, placeholder_thumbnail
 from .image_view import ImageView
+from .main_actions import build_actions
+from .model_controls import ModelControls
 from .model_picker import ModelPicker
 from .results_panel import ResultsPanel
 from .settings import DEFAULT_DEVICE, TOP_K_RANGE, AppSettings
-from .worker import InferenceClient, ModelSpec, ModelState
+from .worker import InferenceClient, ModelState
 
 APP_TITLE = "SqueezeLens"
 CLOSE_WAIT_S = 1.8  # the most closing the window waits for running work
 KEEP_PASTED_IMAGES = 8  # pasted/dropped image data kept at display size in the history
 NOTICE_MS = 8000
-#: The Device menu's names for core's devices (one core adds without a name here shows as its value).
-DEVICE_NAMES: dict[str, str] = {"auto": "Auto", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ModelControls, QMainWindow):
     """The app's one main window. All model work goes through ``client``; nothing here blocks."""
 
     def __init__(
@@ -158,73 +152,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.device_label)
 
     def _build_actions(self) -> None:
-        def action(text: str, slot: Any, shortcut: Any = None, tip: str = "") -> QAction:
-            a = QAction(text, self)
-            if shortcut is not None:
-                a.setShortcut(QKeySequence(shortcut))
-            if tip:
-                a.setStatusTip(tip)
-            a.triggered.connect(slot)
-            return a
-
-        S = QKeySequence.StandardKey
-        self.act_open = action("&Open Images...", self.open_dialog, S.Open, "Open image files")
-        self.act_open_folder = action("Open &Folder...", self.open_folder_dialog, "Ctrl+Shift+O",
-                                      "Classify every image in a folder")
-        self.act_open_model = action("Open &Model Folder...", self.open_model_dialog, None,
-                                     "Load a saved (finetuned) model")
-        self.act_paste = action("&Paste", self.paste, S.Paste, "Classify the image or file path on the clipboard")
-        self.act_quit = action("&Quit", self.close, S.Quit)
-        self.act_quit.setMenuRole(QAction.MenuRole.QuitRole)
-        self.act_fullscreen = action("&Full Screen", self.toggle_fullscreen, S.FullScreen)
-        self.act_fullscreen.setCheckable(True)
-        self.act_camera = action("&Camera", self.set_camera_mode, "Ctrl+K", "Classify live video from a camera")
-        self.act_camera.setCheckable(True)
-        self.act_model = action("Choose &Model", self._open_picker, "Ctrl+M")
-        self.act_finetune = action("&Finetune...", self.open_finetune, "Ctrl+T",
-                                   "Teach a model your own classes from a folder of images")
-        self.act_about = action("&About SqueezeLens", self.show_about)
-        self.act_about.setMenuRole(QAction.MenuRole.AboutRole)
-
-        file_menu = self.menuBar().addMenu("&File")
-        for a in (self.act_open, self.act_open_folder, self.act_open_model):
-            file_menu.addAction(a)
-        file_menu.addSeparator()
-        file_menu.addAction(self.act_quit)
-        self.menuBar().addMenu("&Edit").addAction(self.act_paste)
-        view_menu = self.menuBar().addMenu("&View")
-        view_menu.addAction(self.act_fullscreen)
-        view_menu.addAction(self.act_camera)
-        model_menu = self.menuBar().addMenu("&Model")
-        model_menu.addAction(self.act_model)
-        model_menu.addAction(self.act_open_model)
-        model_menu.addAction(self.act_finetune)
-        device_menu = model_menu.addMenu("&Device")
-        self.device_group = QActionGroup(self)
-        for value in DEVICES:
-            a = QAction(DEVICE_NAMES.get(value, value), self, checkable=True)
-            a.setData(value)
-            a.setChecked(value == self.settings.device)
-            a.triggered.connect(lambda _checked=False, v=value: self.choose_device(v))
-            self.device_group.addAction(a)
-            device_menu.addAction(a)
-        self.menuBar().addMenu("&Help").addAction(self.act_about)
-
-        tools = QToolBar("Main")
-        tools.setObjectName("mainToolbar")
-        tools.setMovable(False)
-        tools.addAction(self.act_open)
-        tools.addAction(self.act_open_folder)
-        tools.addAction(self.act_paste)
-        tools.addAction(self.act_camera)
-        tools.addSeparator()
-        tools.addWidget(QLabel(" Model "))
-        tools.addWidget(self.picker)
-        tools.addWidget(QLabel("  "))
-        tools.addWidget(self.top_k)
-        tools.addSeparator()
-        tools.addAction(self.act_finetune)
-        self.addToolBar(tools)
+        build_actions(self)
 
     def _connect(self) -> None:
         c = self.client
@@ -367,128 +295,6 @@ class MainWindow(QMainWindow):
         content = read_mime(event.mimeData(), accept_text=False)
         event.acceptProposedAction()
         self.handle_content(content)
-
-    # -- model --------------------------------------------------------------------------------------
-    def load_model(self, name: str | None) -> None:
-        """Load ``name`` on the chosen device in the worker; the image on show is classified again with it."""
-        self.model_state = None
-        self._trying = (name or "", self.settings.device)
-        self.client.load_model(ModelSpec(name=name, device=self.settings.device))
-        self.status_label.setText(f"Loading {_short_name(name or DEFAULT_MODEL)}...")
-        self.device_label.setText(self.settings.device.upper() if self.settings.device != DEFAULT_DEVICE else "")
-        self._reclassify_current()  # queued behind the load, so the new model answers
-
-    def choose_model(self, name: str) -> None:
-        self._model_name = name
-        self.settings.model = name
-        if Path(name).is_absolute():
-            self.settings.add_recent_model(name)
-        self.picker.set_current(name)
-        self.load_model(name)
-
-    def choose_device(self, device: str) -> None:
-        if device == self.settings.device:
-            return
-        self.settings.device = device
-        self.load_model(self._model_name or None)
-
-    def open_model_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(
-            self, "Open a saved model folder (config.json + model.safetensors)", self.settings.last_folder)
-        if not folder:
-            return
-        if not (Path(folder) / "config.json").is_file():
-            self.show_notice(f"{Path(folder).name} is not a saved model: it has no config.json.")
-            return
-        self.use_model_folder(folder)
-
-    def use_model_folder(self, folder: str) -> None:
-        """Switch to a saved model folder (Open Model Folder, the Finetune window's "Use this model")."""
-        self.picker.set_recent([folder] + [f for f in self.settings.recent_models if f != folder])
-        self.choose_model(folder)
-
-    def open_finetune(self) -> None:
-        """Show the Finetune window (one; its module, and QtCharts, are imported the first time)."""
-        if self.finetune_window is None:
-            from .finetune_window import FinetuneWindow
-
-            self.finetune_window = FinetuneWindow(self.settings, self._model_name, self.picker.catalogue(), self)
-            self.finetune_window.useModel.connect(self.use_model_folder)
-        self.finetune_window.show()
-        self.finetune_window.raise_()
-        self.finetune_window.activateWindow()
-
-    def _on_download_progress(self, done: int, total: int | None) -> None:
-        self.download_bar.show()
-        self.download_cancel.show()
-        if total:
-            self.download_bar.setRange(0, 1000)
-            self.download_bar.setValue(int(done * 1000 / total))
-            self.status_label.setText(f"Downloading weights: {format_bytes(done)} of {format_bytes(total)}")
-        else:
-            self.download_bar.setRange(0, 0)
-            self.status_label.setText(f"Downloading weights: {format_bytes(done)}")
-
-    def _hide_download(self) -> None:
-        self.download_bar.hide()
-        self.download_cancel.hide()
-
-    def _on_model_ready(self, state: ModelState) -> None:
-        self._hide_download()
-        self.model_state = state
-        self._good = self._trying
-        self.device_label.setText(state.device_label)
-        self.device_label.setToolTip(f"backend: {state.backend}")
-        text = f"{_short_name(state.name)} ready ({state.load_s:.1f} s)"
-        if state.untrained:
-            text = f"{_short_name(state.name)}: untrained - no weights found"
-            if state.untrained_reason:
-                self.status_label.setToolTip(state.untrained_reason)
-        self.status_label.setText(text)
-        self.results.set_untrained(_short_name(state.name) if state.untrained else None)
-        if state.notice:
-            self.show_notice(state.notice)
-        if (self.current is not None and self.current.prediction is None and not self._pending
-                and not self.act_camera.isChecked()):
-            self._classify(self.current)  # its request failed or was dropped before this model was ready
-        if not self._catalogue_requested:
-            self._catalogue_requested = True
-            self.client.request_catalogue()
-
-    def _on_model_failed(self, message: str) -> None:
-        """Keep the model that worked (the worker still holds it); at start-up, fall back to the default."""
-        self._hide_download()
-        tried = _short_name(self._trying[0] or DEFAULT_MODEL)
-        if self._good is not None:
-            name, device = self._good
-            self._set_choice(name, device)
-            self.model_state = self.client.model
-            self.status_label.setText(f"Could not load {tried}; still using {_short_name(name or 'the default')}")
-            self.show_notice(f"Could not load {tried}: {message}")
-            return  # the image queued behind the failed load is answered by the model kept
-        if self._trying != ("", DEFAULT_DEVICE):
-            self.show_notice(f"Could not load {tried}: {message}. Loading the default model instead.")
-            self._set_choice("", DEFAULT_DEVICE)
-            self.load_model(None)
-            return
-        self.status_label.setText("Could not load the model")
-        self.show_notice(f"Could not load the model: {message}")
-        if self.current is not None:
-            self.results.show_message(f"Could not load the model: {message}", self.current.title)
-
-    def _set_choice(self, name: str, device: str) -> None:
-        """Put the model and device choice (settings, picker, Device menu) back to ``name``/``device``."""
-        self._model_name = name
-        self.settings.model = name
-        self.settings.device = device
-        self.picker.set_current(name or DEFAULT_MODEL)
-        for a in self.device_group.actions():
-            a.setChecked(a.data() == device)
-
-    def _on_catalogue(self, entries: list) -> None:
-        self.picker.set_catalogue(entries)
-        if self.finetune_window is not None:
-            self.finetune_window.base_picker.set_catalogue(entries)
 
     def _on_top_k(self, value: int) -> None:
         self.settings.top_k = value
@@ -672,7 +478,3 @@ def _content_for(paths: list[str]) -> DropContent:
         problem = classify_path(Path(p))
         (content.rejected if problem else content.paths).append(problem or p)
     return content
-
-
-def _short_name(name: str) -> str:
-    return Path(name).name if Path(name).is_absolute() else name

@@ -16,7 +16,7 @@ from squeezelens.core.options import DEVICES
 from squeezelens.gui.about import about_text
 from squeezelens.gui.batch_window import COLUMNS, SORT_ROLE, BatchTableModel
 from squeezelens.gui.history_strip import MAX_ENTRIES, HistoryEntry, HistoryStrip
-from squeezelens.gui.main_window import DEVICE_NAMES
+from squeezelens.gui.main_actions import DEVICE_NAMES
 from squeezelens.gui.model_picker import OPEN_FOLDER, ModelPicker
 from squeezelens.gui.results_panel import ResultsPanel
 from squeezelens.gui.topk_bars import TopKBars
