@@ -140,3 +140,39 @@ def test_bad_strings_and_geometry_fall_back(ini: Path) -> None:
     assert s.model == ""  # a list is not a model name
     assert s.last_folder == ""
     assert s.geometry is None and s.window_state is None
+
+
+def test_camera_and_finetune_defaults(ini: Path) -> None:
+    s = open_settings(ini)
+    assert (s.camera_mirror, s.camera_smoothing, s.camera_classes, s.capture_folder) == (True, 3, [], "")
+    assert (s.finetune_mode, s.finetune_epochs, s.finetune_input_size, s.finetune_data_folders) == ("quick", 0, 0, [])
+
+
+@pytest.mark.parametrize(("key", "stored", "attr", "expected"), [
+    ("finetune/mode", "deep", "finetune_mode", "deep"),
+    ("finetune/mode", "fast", "finetune_mode", "quick"),
+    ("finetune/epochs", "-3", "finetune_epochs", 0),
+    ("finetune/input_size", "big", "finetune_input_size", 0),
+    ("camera/smoothing", "99", "camera_smoothing", 30),
+    ("camera/smoothing", "x", "camera_smoothing", 3),
+    ("camera/mirror", "false", "camera_mirror", False),
+    ("camera/mirror", "1", "camera_mirror", True),
+    ("camera/classes", "cat, dog, cat, ", "camera_classes", ["cat", "dog"]),
+])
+def test_camera_and_finetune_hand_edited(ini: Path, key: str, stored: str, attr: str, expected: object) -> None:
+    group, name = key.split("/")
+    ini.write_text(f"[{group}]\n{name}={stored}\n")
+    assert getattr(open_settings(ini), attr) == expected
+
+
+def test_camera_settings_round_trip(ini: Path) -> None:
+    s = open_settings(ini)
+    s.camera_mirror = False
+    s.camera_smoothing = 7
+    s.camera_classes = ["empty desk", "cat"]
+    s.finetune_mode = "deep"
+    s.add_finetune_data_folder("/data/a")
+    s.add_finetune_data_folder("/data/b")
+    back = reopen(ini, s)
+    assert (back.camera_mirror, back.camera_smoothing, back.camera_classes) == (False, 7, ["empty desk", "cat"])
+    assert back.finetune_mode == "deep" and back.finetune_data_folders == ["/data/b", "/data/a"]
