@@ -148,12 +148,14 @@ def make_window(qtbot: Any, classifier: Any) -> Iterator[Callable[..., Any]]:
         return window
 
     yield make
+    from squeezelens.gui.tasks import running_tasks
+
     for window in windows:
         window.close()
-        # the private pools (display decoding, copies) must be idle too, not only the worker
+        # the private pool (display decoding) and the copies must be idle too, not only the worker
         assert window.loader._pool.activeThreadCount() == 0, "display decoding still running after close"
-        for batch in window.batches.values():
-            assert batch._pool.activeThreadCount() == 0, "a copy to class folders still running after close"
+        assert not [t for t in running_tasks() if t.name == "copy-to-class-folders"], \
+            "a copy to class folders still running after close"
 
 
 @pytest.fixture(scope="session")
