@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from importlib.resources import files
 
 from PySide6.QtCore import QSettings, QTimer
@@ -16,6 +15,7 @@ from squeezelens.core.errors import SqueezeLensError
 from .dev_tools import StartupProbe
 from .main_window import MainWindow
 from .settings import APPLICATION, ORGANIZATION, AppSettings
+from .tasks import install_quit_hook, running_tasks
 from .worker import InferenceClient
 
 
@@ -30,15 +30,18 @@ def app_icon() -> QIcon:
 
 
 def create_app() -> QApplication:
-    """The QApplication with names (for QSettings), icon and desktop-file name set."""
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    """The QApplication with names (for QSettings), icon and desktop-file name set; at quit it cancels
+    and awaits the background tasks (:func:`.tasks.install_quit_hook`)."""
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("SqueezeLens")
     app.setDesktopFileName("squeezelens")
     app.setWindowIcon(app_icon())
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    return app  # type: ignore[return-value]
+    install_quit_hook(app)
+    return app
 
 
 def check_display() -> None:
@@ -59,18 +62,14 @@ def run(images: list[str]) -> int:
     window.show()
     window.start(images)
     code = app.exec()
-    if client.running or _other_threads_alive():
-        # The worker is inside something it cannot leave quickly (importing torch, one long forward), or
-        # core is still exporting the ONNX graph in the background (written atomically: an export cut off
-        # here is simply redone next time). Settings are saved; end the process now rather than keep a
-        # closed window's process alive.
+    if client.running or running_tasks():
+        # Everything was cancelled and waited for within the close budget (the main window, then aboutToQuit
+        # for the tasks), but some thread is still inside code that cannot be interrupted: `import torch`
+        # (the worker's first load, a finetune's first step, the catalogue listing importing timm), or
+        # the one batch, forward pass or ONNX export it is in the middle of. Python cannot stop a thread,
+        # and returning would make the interpreter wait for it at exit (and Qt destroy a pool still running
+        # Python code). Settings are saved and files are written atomically: end the process now.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     return code
-
-
-def _other_threads_alive() -> bool:
-    """Non-daemon Python threads that would keep the interpreter waiting at exit."""
-    main = threading.main_thread()
-    return any(t.is_alive() and not t.daemon and t is not main for t in threading.enumerate())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
-    QThreadPool,
     Signal,
 )
 from PySide6.QtGui import QKeySequence
@@ -35,6 +33,8 @@ from squeezelens.core.atomic_files import write_text_atomic
 from squeezelens.core.class_folders import CopyReport, copy_into_class_folders
 from squeezelens.core.errors import SqueezeLensError
 from squeezelens.core.report import format_csv
+
+from .tasks import Task, TaskContext, start_task
 
 COLUMNS = ("File", "Top-1", "Probability", "Top-5")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -130,8 +130,6 @@ class BatchWindow(QWidget):
 
     cancelRequested = Signal(int)  # req
     openImage = Signal(str)  # double-clicked row
-    copyProgress = Signal(int, int)
-    copyFinished = Signal(object)  # CopyReport
 
     def __init__(self, req: int, parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Window)
@@ -139,12 +137,9 @@ class BatchWindow(QWidget):
         self.running = True
         self.cancelled = False
         self._cancelling = False
-        self._copying = False
         self.untrained = False
         self.last_folder = ""
-        self._copy_cancel = threading.Event()
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
+        self._copy: Task | None = None  # the copy to class folders going on, if any
         self.setWindowTitle("SqueezeLens - batch results")
         self.resize(900, 560)
 
@@ -193,8 +188,6 @@ class BatchWindow(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.table, 1)
         layout.addLayout(bottom)
-        self.copyProgress.connect(self._on_copy_progress)
-        self.copyFinished.connect(self._on_copy_finished)
 
     # -- filled by the main window from the worker's answers -----------------------------------------
     def start(self, sources: list[str]) -> None:
@@ -239,7 +232,8 @@ class BatchWindow(QWidget):
             self._cancelling = True
             self.cancelRequested.emit(self.req)
             self.summary.setText(self.summary.text() + " - cancelling...")
-        self._copy_cancel.set()
+        if self._copy is not None:
+            self._copy.cancel()
 
     def _open_row(self, index: QModelIndex) -> None:
         row = self.proxy.mapToSource(index).row()
@@ -265,37 +259,35 @@ class BatchWindow(QWidget):
         return [(src, p.top[0].label) for src, p in zip(self.model.sources, self.model.preds) if p is not None and p.ok]
 
     def copy_to(self, folder: str) -> None:
-        """Copy each classified image into ``folder/<top-1 class>/`` in a background thread."""
+        """Copy each classified image into ``folder/<top-1 class>/`` in a background task."""
         items = self.copy_items()
-        self._copy_cancel.clear()
         self.copy_button.setEnabled(False)
         self.progress.setRange(0, max(len(items), 1))
         self.progress.setValue(0)
         self.summary.setText(f"Copying {len(items)} images into {folder}...")
 
-        def task() -> None:
+        def copy(context: TaskContext) -> CopyReport:
             report = CopyReport()
             try:
                 report = copy_into_class_folders(
-                    items, folder, progress=self.copyProgress.emit, cancel=self._copy_cancel)
+                    items, folder, progress=lambda done, total: context.progress(done), cancel=context.cancel)
             except Exception as e:  # noqa: BLE001 - the window must get its button back whatever happened
                 report.failed.append(f"{folder}: {type(e).__name__}: {e}")
-            finally:
-                self.copyFinished.emit(report)
+            return report
 
-        self._copying = True
-        self._pool.start(task)
+        self._copy = start_task(copy, name="copy-to-class-folders", on_progress=self._on_copy_progress,
+                                on_result=self._on_copy_finished)
 
     def copy_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Copy images into class folders under", self.last_folder)
         if folder:
             self.copy_to(folder)
 
-    def _on_copy_progress(self, done: int, total: int) -> None:
+    def _on_copy_progress(self, done: int) -> None:
         self.progress.setValue(done)
 
     def _on_copy_finished(self, report: CopyReport) -> None:
-        self._copying = False
+        self._copy = None
         self.copy_button.setEnabled(True)
         if self.isHidden():
             self.deleteLater()
@@ -308,12 +300,15 @@ class BatchWindow(QWidget):
         self.summary.setText(text)
 
     def wait_for_copies(self, msecs: int = 2000) -> bool:
-        self._copy_cancel.set()
-        return self._pool.waitForDone(msecs)
+        """Cancel the copy going on and wait for it (``msecs`` ms at most); True when none is left running."""
+        if self._copy is None:
+            return True
+        self._copy.cancel()
+        return self._copy.wait(msecs)
 
     def closeEvent(self, event: Any) -> None:
         """Closing cancels; the window is freed now if idle, else when its batch or copy has stopped."""
         self.cancel()
         super().closeEvent(event)
-        if not self.running and not self._copying:
+        if not self.running and self._copy is None:
             self.deleteLater()

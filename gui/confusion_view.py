@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +15,18 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QSize,
     Qt,
-    QThreadPool,
     Signal,
 )
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QListWidget, QListWidgetItem, QTableView, QWidget
 
 from .image_loader import placeholder_thumbnail, read_for_display, thumbnail
+from .tasks import Task, TaskContext, start_task
 
 Index = QModelIndex | QPersistentModelIndex
 CELL_THUMB = 96
 MAX_CELL_IMAGES = 300  # a cell lists (and loads thumbnails for) at most this many images; the rest are counted
+THUMBNAIL_TASKS = 2  # a cell's thumbnails load in this many tasks side by side
 RIGHT = QColor(46, 160, 67)
 WRONG = QColor(215, 58, 73)
 
@@ -113,31 +117,55 @@ class ConfusionView(QTableView):
         return int(self.matrix.data(self.matrix.index(true_index, pred_index)))
 
 
+def load_thumbnails(generation: int, items: list[tuple[int, Path]],
+                    context: TaskContext) -> Iterator[tuple[int, int, QImage]]:
+    """A thumbnail task: ``(generation, index, thumbnail)`` for each ``(index, path)`` in turn (a placeholder
+    where Qt cannot read the file); stopped between two files when cancelled."""
+    for i, path in items:
+        try:
+            image = thumbnail(read_for_display(str(path), CELL_THUMB * 2), CELL_THUMB)
+        except OSError:
+            image = placeholder_thumbnail(CELL_THUMB)
+        yield generation, i, image
+
+
 class ThumbnailLoader(QObject):
-    """Thumbnails of image files in a private two-thread pool; answers carry the request's generation."""
+    """Thumbnails of image files in :data:`THUMBNAIL_TASKS` background tasks; answers carry the request's
+    generation. A new request cancels the thumbnails of the one before that are not loaded yet."""
 
     loaded = Signal(int, int, QImage)  # generation, index, thumbnail (a placeholder if Qt cannot read it)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(2)
+        self._tasks: list[Task] = []
+
+    @property
+    def running(self) -> bool:
+        return any(not t.done for t in self._tasks)
 
     def load(self, generation: int, paths: list[Path]) -> None:
-        self._pool.clear()  # thumbnails of an earlier cell not started yet are not needed
-        for i, path in enumerate(paths):
-            def task(i: int = i, path: Path = path) -> None:
-                try:
-                    image = thumbnail(read_for_display(str(path), CELL_THUMB * 2), CELL_THUMB)
-                except OSError:
-                    image = placeholder_thumbnail(CELL_THUMB)
-                self.loaded.emit(generation, i, image)
+        self.cancel()
+        items = list(enumerate(paths))
+        for part in range(min(THUMBNAIL_TASKS, len(items))):
+            self._tasks.append(start_task(partial(load_thumbnails, generation, items[part::THUMBNAIL_TASKS]),
+                                          name="confusion-thumbnails", on_progress=self._on_thumbnail))
 
-            self._pool.start(task)
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = [t for t in self._tasks if not t.done]
 
     def wait(self, msecs: int = 2000) -> bool:
-        self._pool.clear()
-        return self._pool.waitForDone(msecs)
+        """Cancel the loads and wait for them (``msecs`` ms in all, at most); True when none is left running."""
+        self.cancel()
+        deadline = time.monotonic() + msecs / 1000
+        for task in self._tasks:
+            task.wait(int((deadline - time.monotonic()) * 1000))
+        self._tasks = [t for t in self._tasks if not t.done]
+        return not self._tasks
+
+    def _on_thumbnail(self, answer: tuple[int, int, QImage]) -> None:
+        self.loaded.emit(*answer)
 
 
 class CellImages(QListWidget):

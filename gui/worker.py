@@ -132,6 +132,8 @@ class InferenceWorker(QThread):
         self.live_started = 0  # live wake-ups taken off the queue (written by the worker thread only)
         # newest request id per kind, written by the GUI thread (an int store is atomic under the GIL)
         self.latest: dict[str, int] = {"load": 0, "classify": 0}
+        self._listings: list[threading.Thread] = []  # catalogue listings started (joined when the worker stops)
+        self._stopping = threading.Event()
 
     # -- GUI thread ------------------------------------------------------------------------------
     def post(self, job: _Job) -> None:
@@ -147,7 +149,7 @@ class InferenceWorker(QThread):
         while True:
             job = self._jobs.get()
             if job.kind == "stop":
-                self._clf = None
+                self._stop()
                 return
             if job.kind == "live":
                 self.live_started += 1
@@ -200,10 +202,30 @@ class InferenceWorker(QThread):
         self._clf, self._clf_req = clf, job.req
         self.modelReady.emit(job.req, _describe(clf, time.perf_counter() - t0, notice))
 
+    def _stop(self) -> None:
+        """The worker's last job: wait for the threads it started and for core's work on its model.
+
+        A listing inside ``import timm`` cannot be interrupted: the worker then stays running past the
+        close budget, and ``app.run`` ends the process (see there).
+        """
+        self._stopping.set()
+        for thread in self._listings:
+            thread.join()
+        clf, self._clf = self._clf, None
+        # ISSUE 12 HAND-OFF, the one call site for core's background ONNX export: the classifier may still be
+        # exporting its graph in a thread of its own. Until core offers a Classifier method that closes that
+        # thread, wait for it here: meanwhile the worker counts as running, so past the close budget app.run
+        # ends the process (the graph is written atomically; an export cut off is redone next time).
+        if clf is not None and getattr(clf, "export_pending", False):
+            clf.wait_for_export()
+
     def _do_catalogue(self, job: _Job) -> None:
         # Listing the variants imports timm (and torch) on a cached ONNX start: seconds. A thread of its own
-        # keeps camera frames and images flowing meanwhile; not a daemon, so app.run sees it at exit.
-        threading.Thread(target=self._list_catalogue, name="squeezelens-catalogue").start()
+        # keeps camera frames and images flowing meanwhile; the worker joins it when it stops.
+        self._listings = [t for t in self._listings if t.is_alive()]
+        thread = threading.Thread(target=self._list_catalogue, name="squeezelens-catalogue")
+        self._listings.append(thread)
+        thread.start()
 
     def _list_catalogue(self) -> None:
         try:
@@ -220,7 +242,8 @@ class InferenceWorker(QThread):
         except Exception:  # noqa: BLE001 - the picker keeps the model it shows; the reason goes to stderr
             traceback.print_exc()
             return
-        emit_unless_deleted(self, "catalogueReady", entries)
+        if not self._stopping.is_set():  # else the window has closed: nobody waits for the list
+            emit_unless_deleted(self, "catalogueReady", entries)
 
     def _do_classify(self, job: _Job) -> None:
         if self._clf is None:

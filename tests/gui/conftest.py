@@ -1,5 +1,10 @@
-"""GUI test fixtures: isolated settings, a shared model, windows that are always shut down, and a
-check that fails any test which leaves a Qt thread running (napari's ``_dangling_qthreads``)."""
+"""GUI test fixtures: isolated settings, a shared model, windows that are always shut down, and checks
+that fail any test which leaves background work running (after napari's ``_dangling_qthreads`` and
+friends): QThreads, thread-pool jobs (superqt workers, our tasks), active QTimers and Python threads.
+
+Each check records where the thing was started (by wrapping ``start`` during the test) and names that
+place in its failure. Work a fixture owns is stopped by that fixture's teardown, which runs first.
+"""
 
 from __future__ import annotations
 
@@ -13,36 +18,175 @@ from typing import Any
 
 import numpy as np
 import pytest
+import shiboken6
 from PIL import Image
-from PySide6.QtCore import QSettings, QThread, QThreadPool
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, QThread, QThreadPool, QTimer
 
 ARCH = "seresnext26d_32x4d"
+#: How long a check lets something it found still finish (a thread returning from its last line)
+#: before it counts as left running. Work that was really left behind runs far longer.
+GRACE_S = 0.5
+
+
+def _started_here() -> str:
+    """Where the wrapped ``start`` was called: the stack without pytest's own frames and this wrapper's."""
+    frames = traceback.extract_stack()[:-2]
+    ours = [f for f in frames if not any(part in f.filename for part in ("/_pytest/", "/pluggy/", "/pytestqt/"))]
+    return "".join(traceback.format_list(ours[-10:]))
+
+
+def _settle() -> None:
+    """Deliver queued answers and delete what was ``deleteLater``-ed (closed test windows and their timers).
+
+    ``processEvents`` alone never deletes: deferred deletes wait for an event loop (pytest-qt runs none
+    between tests).
+    """
+    for _ in range(3):
+        QCoreApplication.processEvents()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+def _fail(what: str, places: list[str]) -> None:
+    raise AssertionError(f"{len(places)} {what} still running after the test; started at:\n\n"
+                         + "\n---\n".join(places))
 
 
 @pytest.fixture(autouse=True)
 def _dangling_qthreads(monkeypatch: pytest.MonkeyPatch, qtbot: Any) -> Iterator[None]:
-    """Fail the test if a QThread it started is still running at its end (with where it was started)."""
+    """Fail the test if a QThread it started is still running at its end."""
     started: weakref.WeakKeyDictionary[QThread, str] = weakref.WeakKeyDictionary()
     base_start = QThread.start
 
     def start(self: QThread, *args: Any) -> None:
-        started[self] = "".join(traceback.format_stack(limit=6)[:-1])
+        started[self] = _started_here()
         base_start(self, *args)
 
     monkeypatch.setattr(QThread, "start", start)
     yield
+    _settle()
+    deadline = time.monotonic() + GRACE_S
     dangling = []
     for thread, where in list(started.items()):
         try:
-            if thread.isRunning():
+            if thread.isRunning() and not thread.wait(max(0, int((deadline - time.monotonic()) * 1000))):
                 dangling.append(where)
         except RuntimeError:  # the C++ object is already gone: not running
             pass
     if dangling:
-        raise AssertionError(f"{len(dangling)} QThread(s) still running after the test; started at:\n"
-                             + "\n".join(dangling))
-    if QThreadPool.globalInstance().activeThreadCount():  # nothing of ours should use it; guard anyway
-        raise AssertionError("the global QThreadPool still has work running after the test")
+        _fail("QThread(s)", dangling)
+
+
+@pytest.fixture(autouse=True)
+def _dangling_pool_jobs(monkeypatch: pytest.MonkeyPatch, qtbot: Any) -> Iterator[None]:
+    """Fail the test if a job it put in a QThreadPool (the global one: superqt workers and our tasks, or a
+    private one) is still running or waiting at its end; tasks are named with where they were started."""
+    from superqt.utils import WorkerBase
+
+    from squeezelens.gui.tasks import running_tasks
+
+    # not weak: QThreadPool.globalInstance() hands out a new wrapper each time, gone after the statement
+    pools: dict[QThreadPool, list[str]] = {}
+    base_start = QThreadPool.start
+
+    def start(self: QThreadPool, runnable: Any, priority: int = 0) -> None:
+        pools.setdefault(self, []).append(_started_here())
+        base_start(self, runnable, priority)
+
+    monkeypatch.setattr(QThreadPool, "start", start)
+    before, workers_before = set(running_tasks()), set(WorkerBase._worker_set)
+    yield
+    _settle()
+    deadline = time.monotonic() + GRACE_S
+    tasks = [t for t in running_tasks() if t not in before]
+    for task in tasks:
+        task.wait(int((deadline - time.monotonic()) * 1000))
+    left = [t for t in tasks if not t.done]
+    if left:
+        _fail("task(s)", [f"{t!r}\n{t.started_at}" for t in left])
+    busy = []
+    for pool, places in list(pools.items()):
+        try:
+            if not pool.waitForDone(max(0, int((deadline - time.monotonic()) * 1000))):
+                busy.append("".join(dict.fromkeys(places)))  # each place once (a loader starts many jobs)
+        except RuntimeError:  # a private pool deleted with its owner: it waited for its jobs then
+            pass
+    if busy:
+        _fail("thread pool(s) with jobs", busy)
+    _settle()  # the finished superqt workers' last signal: superqt lets go of them
+    kept = WorkerBase._worker_set - workers_before
+    assert not kept, f"superqt workers not released after the test: {kept}"
+
+
+@pytest.fixture(autouse=True)
+def _dangling_qtimers(monkeypatch: pytest.MonkeyPatch, qtbot: Any) -> Iterator[None]:
+    """Fail the test if a QTimer started during it (``start()`` or ``QTimer.singleShot``) is still pending
+    at its end, its owner still alive (a deleted owner takes its timers with it)."""
+    timers: weakref.WeakKeyDictionary[QTimer, str] = weakref.WeakKeyDictionary()
+    single_shots: list[tuple[list[bool], QObject | None, str]] = []  # (fired?, context object, where)
+    base_start = QTimer.start
+    base_single_shot = QTimer.singleShot
+
+    def start(self: QTimer, *args: Any) -> None:
+        timers[self] = _started_here()
+        base_start(self, *args)
+
+    def single_shot(msec: int, *args: Any) -> None:
+        functor = args[-1]
+        if not callable(functor):  # (msec, [timerType,] receiver, b"SLOT"): not checked
+            base_single_shot(msec, *args)
+            return
+        context = args[0] if len(args) == 2 else getattr(functor, "__self__", None)  # (msec, [context,] functor)
+        context = context if isinstance(context, QObject) else None  # a QObject's method: it stays the context
+        fired = [False]
+
+        def call() -> None:
+            fired[0] = True
+            functor()
+
+        single_shots.append((fired, context, _started_here()))
+        if context is None:
+            base_single_shot(msec, call)
+        else:
+            base_single_shot(msec, context, call)
+
+    monkeypatch.setattr(QTimer, "start", start)
+    monkeypatch.setattr(QTimer, "singleShot", staticmethod(single_shot))
+    yield
+    _settle()
+    active = []
+    for timer, where in list(timers.items()):
+        try:
+            if timer.isActive():
+                active.append(where)
+                timer.stop()
+        except RuntimeError:  # deleted with its owner
+            pass
+    active += [where for fired, context, where in single_shots
+               if not fired[0] and (context is None or shiboken6.isValid(context))]
+    if active:
+        _fail("QTimer(s)", active)
+
+
+@pytest.fixture(autouse=True)
+def _dangling_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail the test if a Python thread started during it is still alive at its end."""
+    started: dict[threading.Thread, str] = {}
+    base_start = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        started[self] = _started_here()
+        base_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    yield
+    deadline = time.monotonic() + GRACE_S
+    alive = []
+    for thread, where in started.items():
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            alive.append(f"{thread.name}\n{where}")
+    if alive:
+        _fail("Python thread(s)", alive)
 
 
 @pytest.fixture(autouse=True)
@@ -148,12 +292,19 @@ def make_window(qtbot: Any, classifier: Any) -> Iterator[Callable[..., Any]]:
         return window
 
     yield make
+    from squeezelens.gui.tasks import running_tasks
+
     for window in windows:
         window.close()
-        # the private pools (display decoding, copies) must be idle too, not only the worker
+        # the private pool (display decoding) and the copies must be idle too, not only the worker
         assert window.loader._pool.activeThreadCount() == 0, "display decoding still running after close"
-        for batch in window.batches.values():
-            assert batch._pool.activeThreadCount() == 0, "a copy to class folders still running after close"
+        assert not [t for t in running_tasks() if t.name == "copy-to-class-folders"], \
+            "a copy to class folders still running after close"
+    for window in windows:
+        # Closing waits for the worker within the app's close budget (1.8 s), which a batch of 8 on a busy
+        # 2-core machine can exceed; the fixture owns the worker, so it waits for it to stop here.
+        qtbot.waitUntil(lambda w=window: not w.client.running, timeout=30_000)
+        window.deleteLater()  # with its timers (a notice fading out)
 
 
 @pytest.fixture(scope="session")

@@ -21,12 +21,14 @@ import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from squeezelens.core.dataset_scan import DatasetError, ScanCancelled
+from squeezelens.core import finetune as core_finetune
+from squeezelens.core.errors import DatasetError, ScanCancelled
 from squeezelens.core.finetune import EpochEvent, StageEvent
 from squeezelens.gui.confusion_view import MAX_CELL_IMAGES, CellImages
-from squeezelens.gui.finetune_window import FinetuneWindow, default_output_for
-from squeezelens.gui.finetune_worker import DatasetScanner
+from squeezelens.gui.finetune_form import DatasetScanner, default_output_for
+from squeezelens.gui.finetune_window import FinetuneWindow
 from squeezelens.gui.settings import AppSettings
+from squeezelens.gui.tasks import Task, running_tasks
 
 ARCH = "seresnext26d_32x4d"
 RUN_TIMEOUT_MS = 60_000
@@ -75,30 +77,38 @@ def make_ft(qtbot: Any, no_dialogs: list[str]) -> Iterator[Any]:
 
 
 def fill(w: FinetuneWindow, data: Path, out: Path, mode: str = "quick", epochs: int = 3, size: int = 32) -> None:
-    w.set_data_folder(str(data))
-    w.mode.setCurrentIndex(w.mode.findData(mode))
-    w.epochs.setValue(epochs)
-    w.input_size.setValue(size)
-    w.output_edit.setText(str(out))
+    w.form.set_data_folder(str(data))
+    w.form.mode.setCurrentIndex(w.form.mode.findData(mode))
+    w.form.epochs.setValue(epochs)
+    w.form.input_size.setValue(size)
+    w.form.output_edit.setText(str(out))
 
 
 def wait_idle(qtbot: Any, w: FinetuneWindow, timeout: int = RUN_TIMEOUT_MS) -> None:
-    qtbot.waitUntil(lambda: w.worker is None, timeout=timeout)
+    qtbot.waitUntil(lambda: w.run is None, timeout=timeout)
 
 
-def hold_until_cancelled(w: FinetuneWindow, when: Any) -> None:
-    """Hold the run (in its own thread) at the first event for which ``when(event)`` is true until it is
-    cancelled, so a test can cancel from the GUI at that exact point, however fast the run is."""
+def hold_until_cancelled(monkeypatch: pytest.MonkeyPatch, when: Any) -> None:
+    """Hold the next run (in its own thread, once the window has been sent the event) at the first event for
+    which ``when(event)`` is true until it is cancelled, so a test can cancel from the GUI at that exact
+    point, however fast the run is. Call it before starting the run."""
+    run_finetune = core_finetune.finetune
+    held: list[Any] = []
 
-    def gate(_run: int, e: Any) -> None:
-        if when(e):
-            w.worker.cancel_event.wait(20)
+    def finetune(config: Any, on_event: Any, cancel: threading.Event) -> Any:
+        def gate(e: Any) -> None:
+            on_event(e)
+            if not held and when(e):
+                held.append(e)
+                cancel.wait(20)
 
-    w.worker.progressed.connect(gate, Qt.ConnectionType.DirectConnection)
+        return run_finetune(config, gate, cancel)
+
+    monkeypatch.setattr(core_finetune, "finetune", finetune)
 
 
 def click_cell(qtbot: Any, w: FinetuneWindow, t: int, p: int) -> None:
-    view = w.confusion
+    view = w.results.confusion
     rect = view.visualRect(view.matrix.index(t, p))
     view.scrollTo(view.matrix.index(t, p))
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
@@ -123,17 +133,17 @@ def test_opened_once_from_the_model_menu_with_the_capture_folder_offered(make_wi
     main.act_finetune.trigger()
     ft = main.finetune_window
     assert ft is not None and ft.isVisible()
-    assert ft.base_picker.current_name() == ARCH  # the main window's model
-    assert ft.data_combo.itemText(0) == str(shapes)  # the camera's capture folder is offered (and chosen)
-    assert ft.data_folder() == str(shapes)
-    assert ft.output_edit.text() == default_output_for(str(shapes)) == str(shapes.parent / "shapes-model")
-    qtbot.waitUntil(lambda: ft.scan is not None, timeout=10_000)
+    assert ft.form.base_picker.current_name() == ARCH  # the main window's model
+    assert ft.form.data_combo.itemText(0) == str(shapes)  # the camera's capture folder is offered (and chosen)
+    assert ft.form.data_folder() == str(shapes)
+    assert ft.form.output_edit.text() == default_output_for(str(shapes)) == str(shapes.parent / "shapes-model")
+    qtbot.waitUntil(lambda: ft.form.scan is not None, timeout=10_000)
     ft.close()
     main.settings.capture_folder = str(tmp_path / "captures")  # the camera chose another folder meanwhile
     main.act_finetune.trigger()
     assert main.finetune_window is ft and ft.isVisible()  # one window, shown again
-    assert ft.data_combo.itemText(0) == str(tmp_path / "captures")  # offered
-    assert ft.data_folder() == str(shapes)  # the folder on show stays
+    assert ft.form.data_combo.itemText(0) == str(tmp_path / "captures")  # offered
+    assert ft.form.data_folder() == str(shapes)  # the folder on show stays
 
 
 def test_preview_lists_classes_counts_small_classes_and_unreadable_files(
@@ -143,11 +153,11 @@ def test_preview_lists_classes_counts_small_classes_and_unreadable_files(
         f.unlink()
     (data / "checkerboard" / "notes.jpg").write_text("not an image")
     w = make_ft(data, tmp_path / "out")
-    qtbot.waitUntil(lambda: w.scan is not None, timeout=10_000)
-    rows = [(w.preview.topLevelItem(i).text(0), w.preview.topLevelItem(i).text(1), w.preview.topLevelItem(i).text(2))
-            for i in range(w.preview.topLevelItemCount())]
+    qtbot.waitUntil(lambda: w.form.scan is not None, timeout=10_000)
+    items = [w.form.preview.topLevelItem(i) for i in range(w.form.preview.topLevelItemCount())]
+    rows = [(item.text(0), item.text(1), item.text(2)) for item in items]
     assert rows == [("checkerboard", "5", "1"), ("red_circles", "2", "1")]
-    note = w.preview_note.text()
+    note = w.form.preview_note.text()
     assert "2 classes, 7 training and 2 validation images" in note
     assert "fewer than 5 images in: red_circles (3)" in note
     assert "1 file(s) will be skipped" in note and "notes.jpg" in note
@@ -157,8 +167,8 @@ def test_one_class_folder_is_a_clear_error_in_the_window(make_ft: Any, shapes_mo
                                                          tmp_path: Path, qtbot: Any) -> None:
     data = shapes_module.make_dataset(tmp_path / "one", per_class=4, size=32, classes=("red_circles",))
     w = make_ft(data, tmp_path / "out")
-    qtbot.waitUntil(lambda: bool(w.scan_error), timeout=10_000)
-    assert "needs at least 2 classes" in w.preview_note.text()
+    qtbot.waitUntil(lambda: bool(w.form.scan_error), timeout=10_000)
+    assert "needs at least 2 classes" in w.form.preview_note.text()
     assert w.start()  # the run says the same, in the status line (no dialog: no_dialogs would fail)
     wait_idle(qtbot, w)
     assert "needs at least 2 classes" in w.status.text() and "Traceback" not in w.status.text()
@@ -183,9 +193,9 @@ def test_quick_run_shows_progress_curves_results_and_switches_the_main_window(
     fill(w, shapes, out, "quick", epochs=4)
     seen: list[tuple[int, int, str, str]] = []  # the progress bar and ETA after each event the window handled
     assert w.start()
-    w.worker.progressed.connect(lambda _run, e: seen.append((w.progress.value(), w.progress.maximum(),
+    w.run.progressed.connect(lambda _run, e: seen.append((w.progress.value(), w.progress.maximum(),
                                                              w.progress.format(), w.eta_label.text())))
-    assert not w.start_button.isEnabled() and w.cancel_button.isEnabled() and not w.data_combo.isEnabled()
+    assert not w.start_button.isEnabled() and w.cancel_button.isEnabled() and not w.form.data_combo.isEnabled()
     wait_idle(qtbot, w)
     r = w.result
     assert r is not None, w.status.text()
@@ -196,38 +206,38 @@ def test_quick_run_shows_progress_curves_results_and_switches_the_main_window(
     assert (4, 4, "epoch 4/4, batch 1/1", "training ETA 0:00") in seen  # 24 training vectors: 1 batch an epoch
     assert any("ETA" in eta for *_, eta in seen)
     # one chart point per epoch, the run's own numbers
-    assert [p[0] for p in w.loss_chart.points()] == [h.epoch for h in r.history]
-    assert w.loss_chart.points() == [(h.epoch, h.train_loss, h.val_loss) for h in r.history]
-    assert w.acc_chart.points() == [(h.epoch, 100 * h.train_acc, 100 * h.val_acc) for h in r.history]
+    assert [p[0] for p in w.results.loss_chart.points()] == [h.epoch for h in r.history]
+    assert w.results.loss_chart.points() == [(h.epoch, h.train_loss, h.val_loss) for h in r.history]
+    assert w.results.acc_chart.points() == [(h.epoch, 100 * h.train_acc, 100 * h.val_acc) for h in r.history]
     # results: accuracy, per class, the confusion matrix as computed, skipped files
-    assert f"Validation accuracy {r.val_accuracy:.1%}" in w.summary.text()
-    assert "no pretrained weights" in w.summary.text()
+    assert f"Validation accuracy {r.val_accuracy:.1%}" in w.results.summary.text()
+    assert "no pretrained weights" in w.results.summary.text()
     names = r.class_names
-    assert [w.confusion.matrix.headerData(i, Qt.Orientation.Horizontal) for i in range(4)] == names
-    assert [[w.confusion.cell_count(t, p) for p in range(4)] for t in range(4)] == r.confusion
+    assert [w.results.confusion.matrix.headerData(i, Qt.Orientation.Horizontal) for i in range(4)] == names
+    assert [[w.results.confusion.cell_count(t, p) for p in range(4)] for t in range(4)] == r.confusion
     assert sum(map(sum, r.confusion)) == 8  # 2 validation images per class
-    assert [w.per_class.item(i, 0).text() for i in range(4)] == [m.name for m in r.per_class]
-    assert [w.per_class.item(i, 2).text() for i in range(4)] == [f"{m.recall:.1%}" for m in r.per_class]
-    issues = [w.issues.item(i).text() for i in range(w.issues.count())]
+    assert [w.results.per_class.item(i, 0).text() for i in range(4)] == [m.name for m in r.per_class]
+    assert [w.results.per_class.item(i, 2).text() for i in range(4)] == [f"{m.recall:.1%}" for m in r.per_class]
+    issues = [w.results.issues.item(i).text() for i in range(w.results.issues.count())]
     assert any("broken.jpg" in t for t in issues)
     # clicking a cell lists exactly its images
     for t, p in [(0, 0), (3, 3), (1, 2)]:
         click_cell(qtbot, w, t, p)
-        assert w.cell_images.paths() == [str(x) for x in r.images_in_cell(t, p)]
-    assert len(w.cell_images.paths()) == r.confusion[1][2]
+        assert w.results.cell_images.paths() == [str(x) for x in r.images_in_cell(t, p)]
+    assert len(w.results.cell_images.paths()) == r.confusion[1][2]
     click_cell(qtbot, w, 3, 3)
-    assert len(w.cell_images.paths()) == r.confusion[3][3] > 0
+    assert len(w.results.cell_images.paths()) == r.confusion[3][3] > 0
     chosen: list[tuple[int, int]] = []
-    w.confusion.cellChosen.connect(lambda t, p: chosen.append((t, p)))
-    qtbot.keyClick(w.confusion, Qt.Key.Key_Up)  # the arrow keys move through the cells too
-    assert w.cell_images.paths() == [str(x) for x in r.images_in_cell(2, 3)]
+    w.results.confusion.cellChosen.connect(lambda t, p: chosen.append((t, p)))
+    qtbot.keyClick(w.results.confusion, Qt.Key.Key_Up)  # the arrow keys move through the cells too
+    assert w.results.cell_images.paths() == [str(x) for x in r.images_in_cell(2, 3)]
     click_cell(qtbot, w, 0, 1)
     assert chosen == [(2, 3), (0, 1)]  # once per cell: each is listed (and its thumbnails loaded) once
-    qtbot.waitUntil(lambda: w.cell_images.loader._pool.activeThreadCount() == 0, timeout=5000)
+    qtbot.waitUntil(lambda: not w.results.cell_images.loader.running, timeout=5000)
 
     # the saved model: timm's layout, and "Use this model" makes the main window load and use it
     assert json.loads((out / "config.json").read_text())["label_names"] == names
-    w.use_button.click()
+    w.results.use_button.click()
     assert main.settings.model == str(out.resolve())
     assert main.settings.recent_models[0] == str(out.resolve())
     qtbot.waitUntil(lambda: main.model_state is not None and main.model_state.name == str(out.resolve()),
@@ -239,16 +249,17 @@ def test_quick_run_shows_progress_curves_results_and_switches_the_main_window(
 
 
 def test_cancel_keeps_the_earlier_model_and_returns_to_idle(make_ft: Any, shapes: Path, tmp_path: Path,
-                                                            qtbot: Any, no_dialogs: list[str]) -> None:
+                                                            qtbot: Any, no_dialogs: list[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "models" / "model"
     out.mkdir(parents=True)
     (out / "config.json").write_text('{"architecture": "seresnext26d_32x4d", "num_classes": 2}')
     (out / "model.safetensors").write_bytes(b"earlier weights")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     w = make_ft(shapes, out)
+    hold_until_cancelled(monkeypatch, lambda e: isinstance(e, StageEvent) and e.stage == "features")
     assert w.start()
     assert no_dialogs == ["Replace the saved model?"]  # asked before replacing a model folder
-    hold_until_cancelled(w, lambda e: isinstance(e, StageEvent) and e.stage == "features")
     qtbot.waitUntil(lambda: w.progress.format() == "features", timeout=20_000)
     w.cancel_button.click()
     assert not w.cancel_button.isEnabled() and not w.start_button.isEnabled()  # until the thread has stopped
@@ -257,7 +268,7 @@ def test_cancel_keeps_the_earlier_model_and_returns_to_idle(make_ft: Any, shapes
     assert w.status.text().startswith("Cancelled"), w.status.text()
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in out.parent.iterdir()] == ["model"]  # no temp folder left beside it
-    assert w.start_button.isEnabled() and not w.cancel_button.isEnabled() and w.data_combo.isEnabled()
+    assert w.start_button.isEnabled() and not w.cancel_button.isEnabled() and w.form.data_combo.isEnabled()
     assert not w.resume_button.isVisible()  # quick mode has nothing to resume
     assert w.progress.format() == "cancelled"
 
@@ -269,32 +280,33 @@ def test_declining_to_replace_an_existing_model_does_not_start(make_ft: Any, sha
     (out / "config.json").write_text("{}")
     w = make_ft(shapes, out)
     monkeypatch.setattr(FinetuneWindow, "_confirm", lambda self, title, text: False)
-    assert not w.start() and w.worker is None
-    w.output_edit.setText(str(shapes / "new-model"))  # inside the dataset: refused with a reason
+    assert not w.start() and w.run is None
+    w.form.output_edit.setText(str(shapes / "new-model"))  # inside the dataset: refused with a reason
     assert not w.start() and "inside the dataset folder" in w.status.text()
 
 
 @pytest.mark.slow
 def test_deep_run_cancelled_after_an_epoch_resumes_to_the_end(make_ft: Any, shapes_module: ModuleType,
-                                                              tmp_path: Path, qtbot: Any) -> None:
+                                                              tmp_path: Path, qtbot: Any,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     data = shapes_module.make_dataset(tmp_path / "deep", per_class=4, size=32, classes=("checkerboard", "red_circles"))
     out = tmp_path / "deep-model"
     w = make_ft(data, out, "deep", epochs=2)
+    hold_until_cancelled(monkeypatch, lambda e: isinstance(e, EpochEvent))
     assert w.start()
-    hold_until_cancelled(w, lambda e: isinstance(e, EpochEvent))
-    qtbot.waitUntil(lambda: len(w.loss_chart.points()) == 1, timeout=30_000)
+    qtbot.waitUntil(lambda: len(w.results.loss_chart.points()) == 1, timeout=30_000)
     w.cancel_button.click()
     wait_idle(qtbot, w)
     assert w.result is None and not out.exists()
     assert w.resume_button.isVisible() and w.resume_button.text() == "Resume (after epoch 1)"
-    assert len(w.loss_chart.points()) == 1
+    assert len(w.results.loss_chart.points()) == 1
     w.resume_button.click()
     assert not w.resume_button.isVisible()
     wait_idle(qtbot, w)
     r = w.result
     assert r is not None, w.status.text()
     assert [h.epoch for h in r.history] == [1, 2]
-    assert [p[0] for p in w.loss_chart.points()] == [1, 2]
+    assert [p[0] for p in w.results.loss_chart.points()] == [1, 2]
     assert (out / "config.json").is_file()
 
 
@@ -304,29 +316,30 @@ def test_closing_mid_run_asks_then_stops_the_thread(make_ft: Any, shapes: Path, 
     answers = [False, True]
     monkeypatch.setattr(FinetuneWindow, "_confirm", lambda self, title, text: answers.pop(0))
     assert w.start()
-    worker = w.worker
+    run = w.run
     w.close()  # "keep training"
-    assert w.isVisible() and w.worker is worker and not worker.cancel_event.is_set()
+    assert w.isVisible() and w.run is run and not run.cancel_requested
     w.close()  # "stop and close"
-    assert not w.isVisible() and worker.cancel_event.is_set()
+    assert not w.isVisible() and run.cancel_requested
     wait_idle(qtbot, w, timeout=20_000)
     assert w.result is None and not (tmp_path / "out").exists()
 
 
 def test_closing_the_main_window_mid_run_stops_the_finetune_thread(make_window: Any, shapes: Path, tmp_path: Path,
-                                                                   qtbot: Any, no_dialogs: list[str]) -> None:
+                                                                   qtbot: Any, no_dialogs: list[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     main = make_window()
     main.open_finetune()
     w = main.finetune_window
     fill(w, shapes, tmp_path / "out")
+    hold_until_cancelled(monkeypatch, lambda e: isinstance(e, StageEvent) and e.stage == "features")
     assert w.start()
-    worker = w.worker
-    hold_until_cancelled(w, lambda e: isinstance(e, StageEvent) and e.stage == "features")
+    run = w.run
     qtbot.waitUntil(lambda: w.progress.format() == "features", timeout=20_000)
     main.close()
     assert no_dialogs == ["Stop training?"]  # asked first (answered yes here)
-    assert not w.isVisible() and worker.cancel_event.is_set()
-    qtbot.waitUntil(lambda: w.worker is None, timeout=20_000)  # stopped (the main close waits at most 1.8 s)
+    assert not w.isVisible() and run.cancel_requested
+    qtbot.waitUntil(lambda: w.run is None, timeout=20_000)  # stopped (the main close waits at most 1.8 s)
     assert not (tmp_path / "out").exists()
 
 
@@ -338,14 +351,14 @@ def test_declining_to_stop_training_keeps_the_main_window_open(make_window: Any,
     fill(w, shapes, tmp_path / "out")
     asked: list[str] = []
     monkeypatch.setattr(FinetuneWindow, "_confirm", lambda self, title, text: asked.append(text) or False)
+    hold_until_cancelled(monkeypatch, lambda e: isinstance(e, StageEvent) and e.stage == "features")
     assert w.start()
-    worker = w.worker
-    hold_until_cancelled(w, lambda e: isinstance(e, StageEvent) and e.stage == "features")
+    run = w.run
     qtbot.waitUntil(lambda: w.progress.format() == "features", timeout=20_000)
     main.close()  # "No": keep training
     assert len(asked) == 1 and "Stop it and quit?" in asked[0]
     assert main.isVisible() and w.isVisible()
-    assert w.worker is worker and not worker.cancel_event.is_set()
+    assert w.run is run and not run.cancel_requested
     w.cancel()
     wait_idle(qtbot, w, timeout=20_000)
 
@@ -367,11 +380,11 @@ def test_the_remembered_base_model_wins_over_the_main_windows(qtbot: Any) -> Non
     settings.finetune_model = "resnet18.a1_in1k"
     w = FinetuneWindow(settings, ARCH)  # the main window uses another catalogue model
     qtbot.addWidget(w)
-    assert w.base_picker.current_name() == "resnet18.a1_in1k"
+    assert w.form.base_picker.current_name() == "resnet18.a1_in1k"
     settings.finetune_model = ""
     other = FinetuneWindow(settings, ARCH)  # nothing remembered: the main window's model
     qtbot.addWidget(other)
-    assert other.base_picker.current_name() == ARCH
+    assert other.form.base_picker.current_name() == ARCH
     assert w.shutdown(5000) and other.shutdown(5000)
 
 
@@ -383,16 +396,16 @@ def test_the_form_is_remembered(make_ft: Any, shapes: Path, tmp_path: Path, qtbo
     w.close()
     again = FinetuneWindow(AppSettings())
     qtbot.addWidget(again)
-    assert again.data_folder() == str(shapes)
-    assert (again.mode_value(), again.epochs.value(), again.input_size.value()) == ("deep", 7, 64)
-    assert again.output_edit.text() == str(tmp_path / "out")
-    again.mode.setCurrentIndex(again.mode.findData("quick"))
-    assert again.epochs.value() == 7  # a chosen number of epochs stays; a mode's default follows the mode
-    again.epochs.setValue(5)
-    again.mode.setCurrentIndex(again.mode.findData("deep"))
-    assert again.epochs.value() == 5
-    again.mode.setCurrentIndex(again.mode.findData("quick"))
-    assert again.epochs.value() == 50
+    assert again.form.data_folder() == str(shapes)
+    assert (again.form.mode_value(), again.form.epochs.value(), again.form.input_size.value()) == ("deep", 7, 64)
+    assert again.form.output_edit.text() == str(tmp_path / "out")
+    again.form.mode.setCurrentIndex(again.form.mode.findData("quick"))
+    assert again.form.epochs.value() == 7  # a chosen number of epochs stays; a mode's default follows the mode
+    again.form.epochs.setValue(5)
+    again.form.mode.setCurrentIndex(again.form.mode.findData("deep"))
+    assert again.form.epochs.value() == 5
+    again.form.mode.setCurrentIndex(again.form.mode.findData("quick"))
+    assert again.form.epochs.value() == 50
     assert again.shutdown(5000)
 
 
@@ -400,53 +413,53 @@ def test_the_form_is_remembered(make_ft: Any, shapes: Path, tmp_path: Path, qtbo
 def record_scans(w: FinetuneWindow, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The folders the window asks its scanner to scan, from now on."""
     folders: list[str] = []
-    scan = w.scanner.scan
-    monkeypatch.setattr(w.scanner, "scan", lambda token, folder: folders.append(folder) or scan(token, folder))
+    scan = w.form.scanner.scan
+    monkeypatch.setattr(w.form.scanner, "scan", lambda token, folder: folders.append(folder) or scan(token, folder))
     return folders
 
 
 def test_typing_a_path_scans_only_on_enter_with_home_expanded(make_ft: Any, shapes: Path, tmp_path: Path, qtbot: Any,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     w = make_ft(shapes, tmp_path / "out")
-    qtbot.waitUntil(lambda: w.scan is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: w.form.scan is not None, timeout=10_000)
     scans = record_scans(w, monkeypatch)
     monkeypatch.setenv("HOME", str(shapes.parent))
-    edit = w.data_combo.lineEdit()
+    edit = w.form.data_combo.lineEdit()
     edit.clear()
     qtbot.keyClicks(edit, "~/shapes")  # "~", "~/", "~/s"... are never scanned
-    assert w.scan is None and w.preview.topLevelItemCount() == 0  # the old preview went with the old text
-    assert "Press Enter" in w.preview_note.text()
+    assert w.form.scan is None and w.form.preview.topLevelItemCount() == 0  # the old preview went with the old text
+    assert "Press Enter" in w.form.preview_note.text()
     qtbot.wait(600)  # longer than the pause after which the window used to scan the partial text
     assert scans == []
     qtbot.keyClick(edit, Qt.Key.Key_Return)
     assert scans == [str(shapes)]  # "~" expanded, as a run does
-    qtbot.waitUntil(lambda: w.scan is not None, timeout=10_000)
-    assert w.preview.topLevelItemCount() == 4
-    w.data_combo.setFocus()
-    w.data_browse.setFocus()  # leaving the field: the same folder is not scanned again
+    qtbot.waitUntil(lambda: w.form.scan is not None, timeout=10_000)
+    assert w.form.preview.topLevelItemCount() == 4
+    w.form.data_combo.setFocus()
+    w.form.data_browse.setFocus()  # leaving the field: the same folder is not scanned again
     assert scans == [str(shapes)]
-    assert w.build_config().data_dir == str(shapes)
+    assert w.form.build_config().data_dir == str(shapes)
 
 
 def test_relative_folders_a_clear_message_and_an_output_name_goes_next_to_the_dataset(
         make_ft: Any, shapes: Path, tmp_path: Path, qtbot: Any) -> None:
     w = make_ft(shapes, tmp_path / "out")
-    w.output_edit.setText("my-model")
-    assert w.build_config().output_dir == str(shapes.parent / "my-model")
-    w.set_data_folder("shapes")
-    assert "full path" in w.scan_error and "full path" in w.preview_note.text()
+    w.form.output_edit.setText("my-model")
+    assert w.form.build_config().output_dir == str(shapes.parent / "my-model")
+    w.form.set_data_folder("shapes")
+    assert "full path" in w.form.scan_error and "full path" in w.form.preview_note.text()
     assert not w.start() and "full path" in w.status.text()
     w.status.setText("<b>x</b>")  # messages carry paths: shown as typed, never as markup
-    assert w.status.textFormat() == Qt.TextFormat.PlainText == w.cell_label.textFormat()
+    assert w.status.textFormat() == Qt.TextFormat.PlainText == w.results.cell_label.textFormat()
 
 
 def test_the_preview_stops_at_its_bound(make_ft: Any, shapes: Path, tmp_path: Path, qtbot: Any,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("squeezelens.gui.finetune_window.PREVIEW_MAX_ENTRIES", 10)  # shapes: 37 files, 4 folders
+    monkeypatch.setattr("squeezelens.gui.finetune_form.PREVIEW_MAX_ENTRIES", 10)  # shapes: 37 files, 4 folders
     w = make_ft(shapes, tmp_path / "out")
-    qtbot.waitUntil(lambda: bool(w.scan_error), timeout=10_000)
-    assert "more than 10 files and folders" in w.preview_note.text()
-    assert w.preview.topLevelItemCount() == 0
+    qtbot.waitUntil(lambda: bool(w.form.scan_error), timeout=10_000)
+    assert "more than 10 files and folders" in w.form.preview_note.text()
+    assert w.form.preview.topLevelItemCount() == 0
 
 
 @pytest.fixture
@@ -464,82 +477,83 @@ def endless_scan(monkeypatch: pytest.MonkeyPatch) -> dict[str, threading.Event]:
                 raise DatasetError(f"{folder}: released")
         raise ScanCancelled(f"{folder}: scan cancelled")
 
-    monkeypatch.setattr("squeezelens.gui.finetune_worker.scan_dataset", scan)
+    monkeypatch.setattr("squeezelens.gui.finetune_form.scan_dataset", scan)
     return events
 
 
-def preview_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "finetune-preview-scan"]
+def preview_scans() -> list[Task]:
+    return [t for t in running_tasks() if t.name == "finetune-preview-scan"]
 
 
 def test_a_new_folder_and_the_app_exit_cancel_a_long_preview_scan(make_ft: Any, endless_scan: Any, shapes: Path,
                                                                    tmp_path: Path, qtbot: Any) -> None:
     w = make_ft(shapes, tmp_path / "out")
     assert endless_scan["started"].wait(10)
-    [first] = preview_threads()
-    assert not first.daemon  # at exit app.run sees it (and ends the process with os._exit) should it still run
-    qtbot.keyClicks(w.data_combo.lineEdit(), "x")  # typing makes the preview stale: its scan is cancelled
-    first.join(5)
-    assert not first.is_alive()
+    [first] = preview_scans()  # registered: at exit app.run sees it (and ends the process) should it still run
+    qtbot.keyClicks(w.form.data_combo.lineEdit(), "x")  # typing makes the preview stale: its scan is cancelled
+    assert first.wait(5000)
+    assert first.done
     endless_scan["started"].clear()
-    w.set_data_folder(str(shapes))
+    w.form.set_data_folder(str(shapes))
     assert endless_scan["started"].wait(10)
     assert w.shutdown(5000)  # quitting cancels the scan and waits for it
-    assert preview_threads() == []
-    assert w.preview_note.text() == "Scanning..."  # a cancelled scan answers nothing
+    assert preview_scans() == []
+    qtbot.wait(50)  # the scans' last answers are delivered
+    assert w.form.preview_note.text() == "Scanning..."  # a cancelled scan answers nothing
 
 
 def test_a_scan_ending_after_its_window_was_deleted_is_quiet(endless_scan: Any, capsys: pytest.CaptureFixture,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    errors: list[Any] = []
-    monkeypatch.setattr(threading, "excepthook", errors.append)
+                                                             qtbot: Any) -> None:
     scanner = DatasetScanner()
+    answers: list[Any] = []
+    scanner.failed.connect(lambda token, message: answers.append(message))
     scanner.scan(1, "/somewhere")
     assert endless_scan["started"].wait(10)
-    [thread] = preview_threads()
+    [task] = preview_scans()
     shiboken6.delete(scanner)
-    endless_scan["release"].set()  # it now answers "failed" through a deleted QObject
-    thread.join(5)
-    assert not thread.is_alive() and errors == []
+    endless_scan["release"].set()  # it now answers "failed" to a deleted QObject
+    assert task.wait(5000)
+    qtbot.wait(50)  # the answer reaches the GUI thread, where nobody listens any more
+    assert answers == []
     assert "RuntimeError" not in capsys.readouterr().err
 
 
 # -- resume, cancelling while saving, long lists -------------------------------------------------------------
 @pytest.mark.slow
 def test_resume_is_withdrawn_once_the_form_changes(make_ft: Any, shapes_module: ModuleType, tmp_path: Path,
-                                                   qtbot: Any) -> None:
+                                                   qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     data = shapes_module.make_dataset(tmp_path / "deep", per_class=4, size=32, classes=("checkerboard", "red_circles"))
     w = make_ft(data, tmp_path / "deep-model", "deep", epochs=2)
+    hold_until_cancelled(monkeypatch, lambda e: isinstance(e, EpochEvent))
     assert w.start()
-    hold_until_cancelled(w, lambda e: isinstance(e, EpochEvent))
-    qtbot.waitUntil(lambda: len(w.loss_chart.points()) == 1, timeout=30_000)
+    qtbot.waitUntil(lambda: len(w.results.loss_chart.points()) == 1, timeout=30_000)
     w.cancel_button.click()
     wait_idle(qtbot, w)
-    assert w.resume_button.isVisible() and w.can_resume(w.build_config())
-    w.epochs.setValue(4)  # the form no longer describes the cancelled run
-    assert not w.resume_button.isVisible() and not w.can_resume(w.build_config())
-    w.epochs.setValue(2)  # changed back: still withdrawn (Start begins a new run)
+    assert w.resume_button.isVisible() and w.can_resume(w.form.build_config())
+    w.form.epochs.setValue(4)  # the form no longer describes the cancelled run
+    assert not w.resume_button.isVisible() and not w.can_resume(w.form.build_config())
+    w.form.epochs.setValue(2)  # changed back: still withdrawn (Start begins a new run)
     assert not w.resume_button.isVisible()
-    assert not w.start(resume=True) and w.worker is None
+    assert not w.start(resume=True) and w.run is None
     assert "cannot be resumed" in w.status.text()
 
 
 def test_a_cancel_that_lands_while_saving_says_the_model_was_saved(make_ft: Any, shapes: Path, tmp_path: Path,
-                                                                  qtbot: Any) -> None:
+                                                                  qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "saved-model"
     w = make_ft(shapes, out, "quick", epochs=2)
+    hold_until_cancelled(monkeypatch, lambda e: isinstance(e, StageEvent) and e.stage == "save")  # past the last check
     assert w.start()
-    hold_until_cancelled(w, lambda e: isinstance(e, StageEvent) and e.stage == "save")  # past the last check
     qtbot.waitUntil(lambda: w.progress.format() == "save", timeout=30_000)
     w.cancel_button.click()
     assert w.status.text().startswith("Cancelling")
     wait_idle(qtbot, w)
     assert w.result is not None and (out / "config.json").is_file()
     assert w.status.text().startswith("The run finished before the cancel took effect: the model was saved to")
-    assert w.use_button.isEnabled()
-    assert w.tabs.tabText(2) == "Skipped && warnings (3)"  # broken.jpg, its warning, the untrained base
+    assert w.results.use_button.isEnabled()
+    assert w.results.tabs.tabText(2) == "Skipped && warnings (3)"  # broken.jpg, its warning, the untrained base
     assert w.start()  # a second run: no stale count while it runs
-    assert w.tabs.tabText(2) == "Skipped && warnings"
+    assert w.results.tabs.tabText(2) == "Skipped && warnings"
     wait_idle(qtbot, w)
 
 
@@ -572,12 +586,12 @@ settings = AppSettings()
 settings.device = "cpu"
 w = FinetuneWindow(settings, "seresnext26d_32x4d")
 w.show()
-w.set_data_folder(data)
-w.mode.setCurrentIndex(w.mode.findData("quick"))
-w.epochs.setValue(2)
-w.input_size.setValue(32)
-w.output_edit.setText(out)
-poll = QTimer(interval=20, timeout=lambda: w.worker is None and app.quit())
+w.form.set_data_folder(data)
+w.form.mode.setCurrentIndex(w.form.mode.findData("quick"))
+w.form.epochs.setValue(2)
+w.form.input_size.setValue(32)
+w.form.output_edit.setText(out)
+poll = QTimer(interval=20, timeout=lambda: w.run is None and app.quit())
 QTimer.singleShot(0, lambda: (w.start(), poll.start()))
 QTimer.singleShot(120_000, app.quit)
 app.exec()
