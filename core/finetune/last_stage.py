@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from timm.data import create_transform
+from timm.scheduler import CosineLRScheduler
 
 from ..cuda_path import autocast_dtype
 from ..dataset_scan import DatasetScan, Sample, SkippedFile
@@ -108,7 +109,8 @@ class ValOutput:
     ok: set[int] = field(default_factory=set)
 
 
-def _readable(batch: Sequence[Any], samples: Sequence[Sample], bad_files: dict[Path, str]) -> Any:
+def _readable(batch: Sequence[Any], samples: Sequence[Sample],
+              bad_files: dict[Path, str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """The batch's ``(x, y, idx)`` without the images that failed to decode (recorded in ``bad_files``),
     or None when none is left."""
     x, y, idx, err = batch
@@ -123,8 +125,9 @@ def _readable(batch: Sequence[Any], samples: Sequence[Sample], bad_files: dict[P
 
 def train_one_epoch(
     epoch: int, model: torch.nn.Module, trainable: Mapping[str, torch.nn.Module], loader: Iterable[Any],
-    steps_per_epoch: int, optimizer: torch.optim.Optimizer, lr_scheduler: Any, loss_fn: torch.nn.Module,
-    loss_scaler: Any, amp: AmpSettings, device: str, samples: Sequence[Sample], bad_files: dict[Path, str],
+    steps_per_epoch: int, optimizer: torch.optim.Optimizer, lr_scheduler: CosineLRScheduler,
+    loss_fn: torch.nn.Module, loss_scaler: torch.amp.GradScaler, amp: AmpSettings, device: str,
+    samples: Sequence[Sample], bad_files: dict[Path, str],
     before_batch: Callable[[], None], after_batch: Callable[[int, float], None],
 ) -> tuple[float, float, int]:
     """One epoch over ``loader``: forward under autocast, scaled backward, step, per-update schedule.
@@ -219,6 +222,66 @@ def checkpoint_fingerprint(cfg: FinetuneConfig, scan: DatasetScan, backbone: str
     }
 
 
+@dataclass
+class TrainingParts:
+    """What a checkpoint saves besides the numbers: the ``trainable`` modules (by name: the last
+    stage's and ``head``), the optimiser, the schedule, the loss scaler and the shuffling generator."""
+
+    trainable: dict[str, torch.nn.Module]
+    optimizer: torch.optim.Optimizer
+    scheduler: CosineLRScheduler
+    scaler: torch.amp.GradScaler
+    generator: torch.Generator
+
+
+@dataclass
+class Progress:
+    """Where a run stands after ``epoch`` finished epochs: the curves and the best epoch so far.
+
+    ``best_score`` is that epoch's ``(val_acc, val_loss)``, ``best_state`` its weights of each
+    trainable module (a copy), ``best_val`` its validation predictions.
+    """
+
+    epoch: int
+    history: list[EpochStats]
+    best_score: tuple[float, float] | None
+    best_epoch: int
+    best_state: dict[str, dict[str, Any]]
+    best_val: ValOutput
+
+
+def checkpoint_state(fingerprint: dict[str, Any], model_name: str, parts: TrainingParts,
+                     progress: Progress) -> dict[str, Any]:
+    """The checkpoint's contents (plain containers and tensors, loadable with ``weights_only=True``)."""
+    best = progress.best_val
+    return {
+        "fingerprint": fingerprint, "epoch": progress.epoch, "model_name": model_name,
+        "trainable": {k: m.state_dict() for k, m in parts.trainable.items()},
+        "optimizer": parts.optimizer.state_dict(), "scheduler": parts.scheduler.state_dict(),
+        "scaler": parts.scaler.state_dict(),
+        "history": [asdict(h) for h in progress.history], "best_epoch": progress.best_epoch,
+        "best_state": progress.best_state,
+        "best_score": list(progress.best_score) if progress.best_score else None,
+        "generator": parts.generator.get_state(),
+        "best_val": {"pred": best.preds, "conf": best.confs, "labels": best.labels, "ok": sorted(best.ok)},
+    }
+
+
+def restore_checkpoint(state: dict[str, Any], parts: TrainingParts) -> Progress:
+    """Load a :func:`checkpoint_state` into ``parts`` and return the progress it holds."""
+    for k, m in parts.trainable.items():
+        m.load_state_dict(state["trainable"][k])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    parts.scheduler.load_state_dict(state["scheduler"])
+    parts.scaler.load_state_dict(state["scaler"])
+    parts.generator.set_state(state["generator"])
+    v, score = state["best_val"], state["best_score"]
+    return Progress(
+        state["epoch"], [EpochStats(**h) for h in state["history"]], (score[0], score[1]) if score else None,
+        state["best_epoch"], state["best_state"], ValOutput(0.0, 0.0, v["pred"], v["conf"], v["labels"], set(v["ok"])),
+    )
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """``torch.save(state)`` to ``path`` atomically (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -252,30 +315,11 @@ def train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, dc
     fingerprint = checkpoint_fingerprint(cfg, scan, backbone_digest(model), dcfg)
     ckpt_path = checkpoint_path(cfg)
 
-    model.reset_classifier(num_classes)
-    last_stage_name = model.feature_info[-1]["module"]
-    last_stage = model.get_submodule(last_stage_name)
-    head = model.get_classifier()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in (*last_stage.parameters(), *head.parameters()):
-        p.requires_grad_(True)
-    trainable = {last_stage_name: last_stage, "head": head}
+    trainable = _train_only_last_stage(model, num_classes)
+    last_stage_name = next(iter(trainable))
     model.to(device)
-
-    train_tf = create_transform(
-        input_size=dcfg["input_size"], is_training=True, hflip=0.5, color_jitter=0.4, auto_augment=None,
-        re_prob=0.0, interpolation=dcfg.get("interpolation", "bilinear"), mean=dcfg["mean"], std=dcfg["std"],
-    )
-    shape = tuple(dcfg["input_size"])
-    gen = torch.Generator().manual_seed(cfg.seed)
-    loader_kw: dict[str, Any] = {"batch_size": cfg.batch_size, "num_workers": cfg.num_workers,
-                                 "pin_memory": device == "cuda", "persistent_workers": cfg.num_workers > 0}
-    train_dl = torch.utils.data.DataLoader(ImageDataset(scan.train, train_tf, decode_side, shape),
-                                           shuffle=True, generator=gen, drop_last=False, **loader_kw)
-    val_dl = torch.utils.data.DataLoader(ImageDataset(scan.val, eval_transform(dcfg), decode_side, shape),
-                                         shuffle=False, **loader_kw)
-
+    generator = torch.Generator().manual_seed(cfg.seed)
+    train_dl, val_dl = _create_loaders(cfg, scan, dcfg, decode_side, device, generator)
     steps_per_epoch = len(train_dl)
     optimizer, scheduler = create_optimizer_and_scheduler(
         model, lr=cfg.resolved_lr, weight_decay=cfg.resolved_weight_decay, total_updates=epochs * steps_per_epoch,
@@ -285,36 +329,23 @@ def train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, dc
                                         label_smoothing=cfg.label_smoothing)
     amp = amp_settings(device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp.use_scaler)
+    parts = TrainingParts(trainable, optimizer, scheduler, scaler, generator)
 
-    history: list[EpochStats] = []
-    best: tuple[float, float] | None = None
-    best_state: dict[str, Any] = {k: clone_state(m) for k, m in trainable.items()}
-    best_epoch, best_val = 0, ValOutput(0.0, 0.0)
-    start_epoch = 1
+    progress = Progress(0, [], None, 0, {k: clone_state(m) for k, m in trainable.items()}, ValOutput(0.0, 0.0))
     if cfg.resume and ckpt_path.is_file():
         state = load_checkpoint(ckpt_path)
         if state.get("fingerprint") != fingerprint:
             run.warn("the checkpoint found is from a different dataset or settings; starting over")
         else:
-            for k, m in trainable.items():
-                m.load_state_dict(state["trainable"][k])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            history = [EpochStats(**h) for h in state["history"]]
-            best_epoch, best_state = state["best_epoch"], state["best_state"]
-            best = (state["best_score"][0], state["best_score"][1]) if state["best_score"] else None
-            v = state["best_val"]
-            best_val = ValOutput(0.0, 0.0, v["pred"], v["conf"], v["labels"], set(v["ok"]))
-            gen.set_state(state["generator"])
-            start_epoch = state["epoch"] + 1
-            run.emit(StageEvent("train", f"resuming after epoch {state['epoch']} of {epochs}"))
+            progress = restore_checkpoint(state, parts)
+            run.emit(StageEvent("train", f"resuming after epoch {progress.epoch} of {epochs}"))
     elif cfg.resume:
         run.warn("no checkpoint to resume from; starting at epoch 1")
 
     run.emit(StageEvent("train", f"training {last_stage_name} and a {num_classes}-class head "
                                  f"for {epochs} epoch(s) on {device}"))
     t0 = time.perf_counter()
+    start_epoch = progress.epoch + 1
     done_steps = 0
     bad_files: dict[Path, str] = {}
     remaining_steps = (epochs - start_epoch + 1) * steps_per_epoch
@@ -344,23 +375,15 @@ def train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, dc
             raise DatasetError("no readable training or validation images; nothing to learn from")
         stats = EpochStats(epoch, train_loss, train_acc, val.loss, val.acc,
                            float(optimizer.param_groups[0]["lr"]), time.perf_counter() - te)
-        history.append(stats)
-        if is_better(val.acc, val.loss, best):
-            best, best_epoch = (val.acc, val.loss), epoch
-            best_state = {k: clone_state(m) for k, m in trainable.items()}
-            best_val = val
-        save_checkpoint(ckpt_path, {
-            "fingerprint": fingerprint, "epoch": epoch, "model_name": name,
-            "trainable": {k: m.state_dict() for k, m in trainable.items()},
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-            "history": [asdict(h) for h in history], "best_epoch": best_epoch, "best_state": best_state,
-            "best_score": list(best) if best else None, "generator": gen.get_state(),
-            "best_val": {"pred": best_val.preds, "conf": best_val.confs, "labels": best_val.labels,
-                         "ok": sorted(best_val.ok)},
-        })
+        progress.epoch = epoch
+        progress.history.append(stats)
+        if is_better(val.acc, val.loss, progress.best_score):
+            progress.best_score, progress.best_epoch, progress.best_val = (val.acc, val.loss), epoch, val
+            progress.best_state = {k: clone_state(m) for k, m in trainable.items()}
+        save_checkpoint(ckpt_path, checkpoint_state(fingerprint, name, parts, progress))
         checkpoint = ckpt_path
         elapsed = time.perf_counter() - t0
-        run.emit(EpochEvent(stats, epochs, best_epoch,
+        run.emit(EpochEvent(stats, epochs, progress.best_epoch,
                             eta_seconds(elapsed, epoch - start_epoch + 1, epochs - start_epoch + 1)))
     run.timings["train"] = time.perf_counter() - t0
     for path, why in bad_files.items():
@@ -369,9 +392,48 @@ def train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, dc
         run.warn(f"{len(bad_files)} image(s) could not be decoded and were skipped")
 
     for k, m in trainable.items():
-        m.load_state_dict(best_state[k])
+        m.load_state_dict(progress.best_state[k])
     for p in model.parameters():
         p.requires_grad_(True)
     model.to("cpu")
-    return TrainOutcome(history, best_epoch, False, set(best_val.ok), list(best_val.preds), list(best_val.confs),
-                        checkpoint=checkpoint)
+    best = progress.best_val
+    return TrainOutcome(progress.history, progress.best_epoch, False, set(best.ok), list(best.preds),
+                        list(best.confs), checkpoint=checkpoint)
+
+
+def _train_only_last_stage(model: Any, num_classes: int) -> dict[str, torch.nn.Module]:
+    """Give ``model`` a new ``num_classes``-way head and freeze all but it and the last stage.
+
+    Returns:
+        ``{last stage's module name: last stage, "head": classifier}`` (the last stage first).
+    """
+    model.reset_classifier(num_classes)
+    last_stage_name = model.feature_info[-1]["module"]
+    last_stage = model.get_submodule(last_stage_name)
+    head = model.get_classifier()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in (*last_stage.parameters(), *head.parameters()):
+        p.requires_grad_(True)
+    return {last_stage_name: last_stage, "head": head}
+
+
+Loader = torch.utils.data.DataLoader[tuple[torch.Tensor, int, int, str]]
+
+
+def _create_loaders(cfg: FinetuneConfig, scan: DatasetScan, dcfg: dict[str, Any], decode_side: int, device: str,
+                    generator: torch.Generator) -> tuple[Loader, Loader]:
+    """Training loader (timm's training transform: random resized crop, flip, colour jitter; shuffled
+    by ``generator``) and validation loader (the eval transform), batches of ``cfg.batch_size``."""
+    train_tf = create_transform(
+        input_size=dcfg["input_size"], is_training=True, hflip=0.5, color_jitter=0.4, auto_augment=None,
+        re_prob=0.0, interpolation=dcfg.get("interpolation", "bilinear"), mean=dcfg["mean"], std=dcfg["std"],
+    )
+    shape = tuple(dcfg["input_size"])
+    loader_kw: dict[str, Any] = {"batch_size": cfg.batch_size, "num_workers": cfg.num_workers,
+                                 "pin_memory": device == "cuda", "persistent_workers": cfg.num_workers > 0}
+    train_dl = torch.utils.data.DataLoader(ImageDataset(scan.train, train_tf, decode_side, shape),
+                                           shuffle=True, generator=generator, drop_last=False, **loader_kw)
+    val_dl = torch.utils.data.DataLoader(ImageDataset(scan.val, eval_transform(dcfg), decode_side, shape),
+                                         shuffle=False, **loader_kw)
+    return train_dl, val_dl
