@@ -57,7 +57,7 @@ class FinetuneConfig:
         patience: quick mode stops after this many epochs without a better validation score.
         input_size: square input side in pixels instead of the model's own (recorded in the saved config).
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
-        seed: seeds the split, shuffling, head init and augmentation.
+        seed: seeds the split, shuffling, head init and augmentation (a run is repeatable on the CPU).
         num_workers: DataLoader worker processes in deep mode (0 = decode in this thread).
         resume: deep mode continues from the checkpoint of an earlier cancelled/failed run.
         allow_download: may the base weights be downloaded when not cached.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -306,10 +307,33 @@ def train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, dc
     On return ``model`` is on the CPU with the best epoch's weights and every parameter trainable
     again; the checkpoint stays on disk until the run saves the model.
 
+    The new head's initialisation and the augmentation draw from torch's CPU generator and Python's
+    ``random`` (timm's random resized crop): both are seeded with ``cfg.seed`` (and ``cfg.seed +
+    epoch`` at each epoch, so a resumed run augments as an uninterrupted one would), as timm's
+    ``train.py`` seeds them, and both are put back as they were afterwards.
+
     Raises:
         FinetuneCancelled: the cancel event was set (``checkpoint``/``epochs_done`` say what to resume).
         DatasetError: an epoch found no readable training or validation image.
     """
+    python_state = random.getstate()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            _seed(run.cfg.seed)
+            return _train_last_stage(run, model, name, scan, dcfg, decode_side, device)
+    finally:
+        random.setstate(python_state)
+
+
+def _seed(seed: int) -> None:
+    """Seed torch's CPU generator and Python's ``random`` (the in-process augmentation's sources;
+    DataLoader workers seed themselves from the loader's generator)."""
+    torch.default_generator.manual_seed(seed)
+    random.seed(seed)
+
+
+def _train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, dcfg: dict[str, Any],
+                      decode_side: int, device: str) -> TrainOutcome:
     cfg = run.cfg
     epochs, num_classes = cfg.resolved_epochs, scan.num_classes
     fingerprint = checkpoint_fingerprint(cfg, scan, backbone_digest(model), dcfg)
@@ -352,6 +376,7 @@ def train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, dc
     checkpoint: Path | None = ckpt_path if start_epoch > 1 else None
     for epoch in range(start_epoch, epochs + 1):
         te = time.perf_counter()
+        _seed(cfg.seed + epoch)  # this epoch's augmentation
 
         def before_batch(epoch: int = epoch, checkpoint: Path | None = checkpoint) -> None:
             run.check_cancel(checkpoint, epoch - 1)

@@ -7,6 +7,7 @@ it); the other runs are short. Input size 64 keeps the backbone cheap on two CPU
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import threading
 from dataclasses import dataclass
@@ -296,6 +297,30 @@ def test_deep_mode_one_short_epoch_lowers_the_loss(small_shapes: Path, confident
     assert len(result.history) == 1 and result.mode == "deep"
     clf = Classifier.load(str(tmp_path / "deep"), device="cpu")
     assert clf.labels == result.class_names
+
+
+@pytest.mark.slow
+def test_deep_mode_is_seeded_by_the_config_not_by_what_ran_before(small_shapes: Path, confident_weights: Path,
+                                                                  tmp_path: Path) -> None:
+    """The head's initialisation and the augmentation follow ``seed``, not the global generators."""
+    cfg = FinetuneConfig(small_shapes, tmp_path / "deep", model=ARCH, weights=confident_weights, mode="deep",
+                         epochs=1, batch_size=8, input_size=SIZE, device="cpu", allow_download=False)
+    first_losses = []
+    for caller_seed in (1, 2):
+        torch.manual_seed(caller_seed)
+        random.seed(caller_seed)  # timm's random resized crop draws from Python's random
+        cancel = threading.Event()
+        losses: list[float] = []
+
+        def stop_after_one_batch(e: Any, losses: list[float] = losses, cancel: threading.Event = cancel) -> None:
+            if isinstance(e, BatchEvent) and e.stage == "train":
+                losses.append(e.loss)  # type: ignore[arg-type]
+                cancel.set()
+
+        with pytest.raises(FinetuneCancelled):
+            finetune(cfg, on_event=stop_after_one_batch, cancel=cancel)
+        first_losses.append(losses[0])
+    assert first_losses[0] == first_losses[1]
 
 
 @pytest.mark.slow
