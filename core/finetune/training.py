@@ -67,8 +67,8 @@ def create_optimizer_and_scheduler(
 ) -> tuple[torch.optim.Optimizer, CosineLRScheduler]:
     """AdamW and a per-update cosine schedule with warm-up, as timm's ``train.py`` builds them.
 
-    Only parameters with ``requires_grad`` are optimised; given a module, biases and norm weights
-    get no weight decay (timm's ``filter_bias_and_bn``). The learning rate rises linearly from
+    Given a module, only its parameters with ``requires_grad`` are optimised, and biases and norm
+    weights get no weight decay (timm's ``filter_bias_and_bn``). The learning rate rises linearly from
     ``lr * LR_MIN_FACTOR`` over :func:`warmup_updates` updates, then follows a cosine down to
     ``lr * LR_MIN_FACTOR`` at ``total_updates``. Call ``scheduler.step_update(n)`` after the n-th
     optimiser step (n from 1).
