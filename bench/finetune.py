@@ -47,12 +47,12 @@ def _shapes():
 def extract_once(arch: str, scan, input_size: int | None, batch_size: int) -> float:
     """Seconds to decode, preprocess and run the backbone once over every image (model load excluded)."""
     from squeezelens.core.feature_cache import extract_features
-    from squeezelens.core.finetune import _pretrained_cfg
+    from squeezelens.core.finetune.run import pretrained_cfg_at_size
     from squeezelens.core.model_loader import load_model
     from squeezelens.core.preprocess import data_config, eval_transform, fast_decode_min_side
 
     model = load_model(arch, allow_download=False).model.eval()
-    model.pretrained_cfg = _pretrained_cfg(model, input_size)
+    model.pretrained_cfg = pretrained_cfg_at_size(model, input_size)
     dcfg = data_config(model)
     tf = eval_transform(dcfg)
     paths = [s.path for s in scan.train + scan.val]

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from squeezelens.core.dataset_scan import DatasetError, scan_dataset
-from squeezelens.core.train_metrics import accuracy, class_metrics, confusion_matrix
+from squeezelens.core.finetune.metrics import accuracy, class_metrics, confusion_matrix
 
 
 def _png(path: Path, colour: tuple[int, int, int] = (200, 10, 10)) -> Path:

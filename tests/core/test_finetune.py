@@ -7,6 +7,7 @@ it); the other runs are short. Input size 64 keeps the backbone cheap on two CPU
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import threading
 from dataclasses import dataclass
@@ -21,17 +22,19 @@ import torch
 from PIL import Image
 
 from squeezelens import Classifier
-from squeezelens.core import finetune as ft
 from squeezelens.core.dataset_scan import DatasetError
+from squeezelens.core.errors import SqueezeLensError
 from squeezelens.core.finetune import (
     BatchEvent,
     EpochEvent,
     FinetuneCancelled,
     FinetuneConfig,
+    FinetuneResult,
     ScanEvent,
     StageEvent,
     finetune,
 )
+from squeezelens.core.finetune.last_stage import checkpoint_path
 
 ARCH = "seresnext26d_32x4d"
 SIZE = 64
@@ -39,7 +42,7 @@ SIZE = 64
 
 @dataclass
 class QuickRun:
-    result: ft.FinetuneResult
+    result: FinetuneResult
     events: list[Any]
     threads: set[int]
     out: Path
@@ -233,16 +236,46 @@ def test_output_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
     keep = tmp_path / "photos"
     keep.mkdir()
     (keep / "holiday.jpg").write_bytes(b"precious")
-    with pytest.raises(ft.SqueezeLensError, match="something other than a saved model"):
+    with pytest.raises(SqueezeLensError, match="something other than a saved model"):
         finetune(FinetuneConfig(tmp_path / "data", keep, device="cpu"))
-    with pytest.raises(ft.SqueezeLensError, match="inside the dataset folder"):
+    with pytest.raises(SqueezeLensError, match="inside the dataset folder"):
         finetune(FinetuneConfig(tmp_path, tmp_path / "model", device="cpu"))
     assert (keep / "holiday.jpg").read_bytes() == b"precious"
 
 
+def spy_on_the_optimizer(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, dict[str, Any]]]:
+    """Record each mode's calls of training.create_optimizer_and_scheduler: (what it optimises, keywords)."""
+    from squeezelens.core.finetune import head, last_stage, training
+
+    calls: list[tuple[Any, dict[str, Any]]] = []
+
+    def spy(model_or_params: Any, **kw: Any) -> Any:
+        calls.append((model_or_params, kw))
+        return training.create_optimizer_and_scheduler(model_or_params, **kw)
+
+    monkeypatch.setattr(head, "create_optimizer_and_scheduler", spy)
+    monkeypatch.setattr(last_stage, "create_optimizer_and_scheduler", spy)
+    return calls
+
+
+@pytest.mark.slow
+def test_quick_mode_trains_its_head_with_the_shared_optimizer(small_shapes: Path, confident_weights: Path,
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = spy_on_the_optimizer(monkeypatch)
+    result = finetune(FinetuneConfig(small_shapes, tmp_path / "m", model=ARCH, weights=confident_weights,
+                                     input_size=SIZE, device="cpu", epochs=2, batch_size=16, use_cache=False,
+                                     allow_download=False))
+    assert len(calls) == 1
+    head, kw = calls[0]
+    assert isinstance(head, torch.nn.Linear) and head.out_features == 4
+    assert kw == {"lr": 1e-3, "weight_decay": 1e-4, "total_updates": 2 * 3}  # 40 training vectors, batches of 16
+    assert [h.lr for h in result.history][-1] == pytest.approx(1e-5)  # the cosine ends at lr / 100
+
+
 @pytest.mark.slow
 def test_deep_mode_one_short_epoch_lowers_the_loss(small_shapes: Path, confident_weights: Path,
-                                                   tmp_path: Path) -> None:
+                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = spy_on_the_optimizer(monkeypatch)
     losses: list[float] = []
     checkpoints: list[bool] = []
     cfg = FinetuneConfig(small_shapes, tmp_path / "deep", model=ARCH, weights=confident_weights, mode="deep",
@@ -252,16 +285,42 @@ def test_deep_mode_one_short_epoch_lowers_the_loss(small_shapes: Path, confident
         if isinstance(e, BatchEvent) and e.stage == "train":
             losses.append(e.loss)  # type: ignore[arg-type]
         if isinstance(e, EpochEvent):
-            checkpoints.append(ft._checkpoint_path(cfg).is_file())
+            checkpoints.append(checkpoint_path(cfg).is_file())
 
     result = finetune(cfg, on_event=on_event)
     assert len(losses) == 5  # 40 training images, batches of 8
+    assert len(calls) == 1 and calls[0][1] == {"lr": 1e-3, "weight_decay": 0.05, "total_updates": 5}
+    assert isinstance(calls[0][0], timm.models.ResNet)  # the model: timm optimises what requires grad
     assert sum(losses[-2:]) / 2 < losses[0], losses
     assert checkpoints == [True]  # a checkpoint per epoch ...
-    assert not ft._checkpoint_path(cfg).exists()  # ... removed once the model is saved
+    assert not checkpoint_path(cfg).exists()  # ... removed once the model is saved
     assert len(result.history) == 1 and result.mode == "deep"
     clf = Classifier.load(str(tmp_path / "deep"), device="cpu")
     assert clf.labels == result.class_names
+
+
+@pytest.mark.slow
+def test_deep_mode_is_seeded_by_the_config_not_by_what_ran_before(small_shapes: Path, confident_weights: Path,
+                                                                  tmp_path: Path) -> None:
+    """The head's initialisation and the augmentation follow ``seed``, not the global generators."""
+    cfg = FinetuneConfig(small_shapes, tmp_path / "deep", model=ARCH, weights=confident_weights, mode="deep",
+                         epochs=1, batch_size=8, input_size=SIZE, device="cpu", allow_download=False)
+    first_losses = []
+    for caller_seed in (1, 2):
+        torch.manual_seed(caller_seed)
+        random.seed(caller_seed)  # timm's random resized crop draws from Python's random
+        cancel = threading.Event()
+        losses: list[float] = []
+
+        def stop_after_one_batch(e: Any, losses: list[float] = losses, cancel: threading.Event = cancel) -> None:
+            if isinstance(e, BatchEvent) and e.stage == "train":
+                losses.append(e.loss)  # type: ignore[arg-type]
+                cancel.set()
+
+        with pytest.raises(FinetuneCancelled):
+            finetune(cfg, on_event=stop_after_one_batch, cancel=cancel)
+        first_losses.append(losses[0])
+    assert first_losses[0] == first_losses[1]
 
 
 @pytest.mark.slow
@@ -278,7 +337,7 @@ def test_deep_mode_cancel_and_resume(small_shapes: Path, confident_weights: Path
 
     with pytest.raises(FinetuneCancelled) as info:
         finetune(cfg, on_event=stop_in_epoch_2, cancel=cancel)
-    assert info.value.epochs_done == 1 and info.value.checkpoint == ft._checkpoint_path(cfg)
+    assert info.value.epochs_done == 1 and info.value.checkpoint == checkpoint_path(cfg)
     assert info.value.checkpoint.is_file()
     assert not cfg.output_dir.exists()  # type: ignore[union-attr]
     epoch1 = next(e.stats for e in first if isinstance(e, EpochEvent))
@@ -291,4 +350,4 @@ def test_deep_mode_cancel_and_resume(small_shapes: Path, confident_weights: Path
     assert {e.epoch for e in second if isinstance(e, BatchEvent) and e.stage == "train"} == {2}
     assert [h.epoch for h in result.history] == [1, 2] and result.history[0] == epoch1
     assert (tmp_path / "deep" / "model.safetensors").is_file()
-    assert not ft._checkpoint_path(cfg).exists()
+    assert not checkpoint_path(cfg).exists()

@@ -1,6 +1,8 @@
 """Validation metrics of a trained classifier: confusion matrix, accuracy, per-class precision/recall.
 
 Plain Python lists in and out (no torch, no numpy needed), so results cross threads and go to JSON.
+The definitions are the usual ones (e.g. scikit-learn's ``confusion_matrix`` and
+``precision_recall_fscore_support`` with ``zero_division=0``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ class ClassMetrics:
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> list[list[int]]:
-    """``cm[t][p]``: how many images of true class ``t`` were predicted as ``p``."""
+    """``cm[t][p]``: how many images of true class ``t`` were predicted as ``p``.
+
+    Raises:
+        ValueError: ``y_true`` and ``y_pred`` differ in length (a programming error).
+    """
     if len(y_true) != len(y_pred):
         raise ValueError(f"{len(y_true)} true labels but {len(y_pred)} predictions")
     cm = [[0] * num_classes for _ in range(num_classes)]
@@ -45,7 +51,11 @@ def accuracy(cm: Sequence[Sequence[int]]) -> float:
 
 
 def class_metrics(cm: Sequence[Sequence[int]], class_names: Sequence[str]) -> list[ClassMetrics]:
-    """Per-class precision (of the column), recall (of the row) and F1, from a confusion matrix."""
+    """Per-class precision (of the column), recall (of the row) and F1, from a confusion matrix.
+
+    Raises:
+        ValueError: not one name per row of ``cm`` (a programming error).
+    """
     n = len(cm)
     if len(class_names) != n:
         raise ValueError(f"{len(class_names)} class names for a {n}x{n} confusion matrix")
