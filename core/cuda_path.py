@@ -8,9 +8,11 @@ one can skip importing torch altogether.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, TypeVar
 
 from .errors import GpuOutOfMemory
@@ -54,10 +56,16 @@ def accelerator_may_exist() -> bool:
     return cuda_driver_device_count() > 0
 
 
-def autocast_dtype() -> torch.dtype:
-    """bfloat16 where the GPU computes it natively (Ampere and later), else float16."""
-    import torch
+def autocast_dtype(torch_module: ModuleType | None = None) -> torch.dtype:
+    """bfloat16 where the GPU computes it natively (Ampere and later), else float16.
 
+    Inference (:class:`~squeezelens.core.runners.TorchRunner`) and deep finetuning both ask this, so
+    they never differ. ``torch.cuda.is_bf16_supported()`` alone would also count emulated bf16.
+
+    Args:
+        torch_module: the torch module to ask (default: ``torch``; tests pass a stand-in).
+    """
+    torch = torch_module if torch_module is not None else importlib.import_module("torch")
     try:
         if torch.cuda.is_bf16_supported(including_emulation=False):
             return torch.bfloat16

@@ -98,7 +98,8 @@ def finetune(
     if loaded.untrained:
         why = f" ({loaded.untrained_reason})" if loaded.untrained_reason else ""
         run.warn(f"{loaded.name} has no pretrained weights{why}: training on random features")
-    model = loaded.model
+    # a timm model: pretrained_cfg, reset_classifier and forward_head are timm's, not nn.Module's
+    model: Any = loaded.model
     model.pretrained_cfg = pretrained_cfg_at_size(model, cfg.input_size)
     dcfg = data_config(model)
     decode_side = fast_decode_min_side(dcfg)
