@@ -14,7 +14,11 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 Backend = Literal["auto", "torch", "onnxruntime"]
 #: When a model's ONNX graph is not cached yet: serve with torch while exporting, or export first.
 ExportMode = Literal["background", "wait"]
+#: How finetuning trains: ``quick`` fits a new head on frozen, cached features; ``deep`` also trains
+#: the last stage.
+FinetuneMode = Literal["quick", "deep"]
 
 DEVICES: tuple[str, ...] = get_args(Device)
 BACKENDS: tuple[str, ...] = get_args(Backend)
 EXPORT_MODES: tuple[str, ...] = get_args(ExportMode)
+FINETUNE_MODES: tuple[FinetuneMode, ...] = get_args(FinetuneMode)

@@ -13,6 +13,7 @@ import time
 import traceback
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QIcon
@@ -38,15 +39,14 @@ from squeezelens.core.dataset_scan import DatasetScan, scan_dataset
 from squeezelens.core.errors import DatasetTooLarge, ScanCancelled, SqueezeLensError
 from squeezelens.core.finetune import DEFAULT_EPOCHS, FinetuneConfig
 from squeezelens.core.model_loader import is_saved_model_dir
+from squeezelens.core.options import FINETUNE_MODES, FinetuneMode
 
 from .model_picker import ModelPicker
 from .settings import AppSettings
 from .tasks import Task, TaskContext, start_task
 
-MODE_ITEMS = (
-    ("Quick (new head, frozen backbone)", "quick"),
-    ("Deep (last stage + head)", "deep"),
-)
+#: The mode menu's words for core's finetune modes.
+MODE_NAMES: dict[str, str] = {"quick": "Quick (new head, frozen backbone)", "deep": "Deep (last stage + head)"}
 #: The preview visits at most this many files and folders (so ``/`` typed by mistake is not walked to the end).
 PREVIEW_MAX_ENTRIES = 50_000
 PREVIEW_SKIPPED = 5  # unreadable files listed by name in the preview (all of them in the tooltip)
@@ -220,8 +220,8 @@ class FinetuneForm(QWidget):
         self.base_picker.openFolderRequested.connect(self.browse_base_model)
 
         self.mode = QComboBox()
-        for text, value in MODE_ITEMS:
-            self.mode.addItem(text, value)
+        for value in FINETUNE_MODES:
+            self.mode.addItem(MODE_NAMES.get(value, value), value)
         self.mode.setCurrentIndex(max(0, self.mode.findData(s.finetune_mode)))
         self.mode.setToolTip("Quick trains only a new head on cached features (seconds on a second run);\n"
                              "deep also trains the last stage on augmented images (slower; can resume)")
@@ -307,8 +307,9 @@ class FinetuneForm(QWidget):
         self.data_combo.setCurrentText(folder)  # editTextChanged -> output default
         self.scan_now()
 
-    def mode_value(self) -> str:
-        return str(self.mode.currentData())
+    def mode_value(self) -> FinetuneMode:
+        mode = str(self.mode.currentData())
+        return cast(FinetuneMode, mode) if mode in FINETUNE_MODES else FINETUNE_MODES[0]
 
     def set_editable(self, editable: bool) -> None:
         """Enable the fields (idle) or lock them (a run uses them)."""
@@ -330,7 +331,7 @@ class FinetuneForm(QWidget):
         size = self.input_size.value()
         return FinetuneConfig(
             data_dir=str(data_dir), output_dir=str(output_dir),
-            model=self.base_picker.current_name() or None, mode=self.mode_value(),  # type: ignore[arg-type]
+            model=self.base_picker.current_name() or None, mode=self.mode_value(),
             epochs=self.epochs.value(), input_size=max(size, 32) if size else None, device=self.settings.device,
         )
 

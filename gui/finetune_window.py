@@ -44,7 +44,6 @@ from squeezelens.core.finetune import (
     ScanEvent,
     StageEvent,
     WarningEvent,
-    check_output_dir,
     describe_event,
 )
 from squeezelens.core.model_loader import is_saved_model_dir
@@ -159,7 +158,7 @@ class FinetuneWindow(QWidget):
             return False
         try:
             config = self.form.build_config()
-            check_output_dir(config.output_dir, config.data_dir)
+            config.validate()  # the settings and the output folder: the one check core's finetune() makes
         except SqueezeLensError as e:
             self._show_status(str(e), error=True)
             return False

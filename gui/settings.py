@@ -8,12 +8,12 @@ write goes straight to QSettings, so a crash loses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Generic, TypeVar, overload
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from squeezelens.core.options import DEVICES, Device
+from squeezelens.core.options import DEVICES, FINETUNE_MODES, Device
 
 ORGANIZATION = "SqueezeLens"
 APPLICATION = "SqueezeLens"
@@ -70,15 +70,14 @@ class _Text(_Setting[str]):
 
 
 class _Choice(_Setting[str]):
-    """One of ``choices`` (a sequence, or a function giving one when read); ``default`` None: the first."""
+    """One of ``choices``; ``default`` None: the first."""
 
-    def __init__(self, key: str, choices: Sequence[str] | Callable[[], Sequence[str]],
-                 default: str | None = None) -> None:
+    def __init__(self, key: str, choices: Sequence[str], default: str | None = None) -> None:
         super().__init__(key, default or "")
         self._choices = choices
 
     def choices(self) -> Sequence[str]:
-        return self._choices() if callable(self._choices) else self._choices
+        return self._choices
 
     def fallback(self) -> str:
         return self.default or self.choices()[0]
@@ -147,14 +146,6 @@ class _Bytes(_Setting[QByteArray | None]):
         return raw if isinstance(raw, QByteArray) else None
 
 
-def _finetune_modes() -> Sequence[str]:
-    """core's finetune modes, its default (quick) first. Imported when read: only the Finetune window,
-    which imports core's finetune module anyway, reads this setting, and app start-up stays lean."""
-    from squeezelens.core.finetune import MODES
-
-    return MODES
-
-
 class AppSettings:
     """Typed access to the settings; every setter writes through, so a crash loses nothing."""
 
@@ -181,7 +172,7 @@ class AppSettings:
     # the Finetune window's form; 0 epochs: the mode's default; 0 input size: the model's own
     finetune_data_folders = _TextList("finetune/data_folders", MAX_RECENT_MODELS)  # newest first
     finetune_model = _Text("finetune/model")
-    finetune_mode = _Choice("finetune/mode", _finetune_modes)
+    finetune_mode = _Choice("finetune/mode", FINETUNE_MODES)
     finetune_epochs = _Int("finetune/epochs", 0, lo=0)
     finetune_input_size = _Int("finetune/input_size", 0, lo=0)
     finetune_output_folder = _Text("finetune/output_folder")

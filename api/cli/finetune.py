@@ -19,12 +19,16 @@ from types import FrameType
 from typing import Any
 
 from squeezelens.core.atomic_files import write_text_atomic
-from squeezelens.core.errors import OutputError, SqueezeLensError
-from squeezelens.core.options import DEVICES
+from squeezelens.core.errors import OutputError
+from squeezelens.core.options import DEVICES, FINETUNE_MODES
 from squeezelens.core.report import format_finetune_json, format_summary
 
 from .exit_codes import EXIT_CANCELLED, EXIT_OK
 from .progress import ProgressPrinter
+
+#: FinetuneConfig's settings by the flags that set them, so a bad value's message names the flag.
+OPTION_NAMES = {"epochs": "--epochs", "batch_size": "--batch-size", "val_split": "--val-split",
+                "input_size": "--input-size", "lr": "--lr", "num_workers": "--workers"}
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -39,7 +43,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="model folder to write (an earlier model there is replaced only when training succeeds)")
     f.add_argument("--model", help="base model: variant name (arch or arch.tag) or a saved-model folder")
     f.add_argument("--weights", help="weights file for the base model")
-    f.add_argument("--mode", choices=("quick", "deep"), default="quick",
+    f.add_argument("--mode", choices=FINETUNE_MODES, default="quick",
                    help="quick: new head on cached frozen features (default); deep: also train the last stage")
     f.add_argument("--epochs", type=int, help="maximum epochs (default 50 quick, 5 deep)")
     f.add_argument("--val-split", type=float, default=0.2,
@@ -64,25 +68,19 @@ def run(args: argparse.Namespace) -> int:
         SqueezeLensError: bad options, an unusable dataset or output folder, a failed run (exit 2).
         OutputError: the ``--json`` report cannot be written.
     """
-    from squeezelens.core.finetune import FinetuneCancelled, FinetuneConfig, check_output_dir, finetune
+    from squeezelens.core.finetune import FinetuneCancelled, FinetuneConfig, finetune
 
-    if args.epochs is not None and args.epochs < 1:
-        raise SqueezeLensError("--epochs must be at least 1")
-    if args.batch_size < 1:
-        raise SqueezeLensError("--batch-size must be at least 1")
-    if not 0.0 < args.val_split < 1.0:
-        raise SqueezeLensError("--val-split must be between 0 and 1, e.g. 0.2")
-    check_output_dir(args.output, args.data_dir)  # before any minutes of work
-    if args.json is not None:
-        parent = Path(args.json).resolve().parent
-        if not parent.is_dir() or Path(args.json).is_dir():
-            raise OutputError(f"--json {args.json}: folder {parent} does not exist, or the name is a folder")
     config = FinetuneConfig(
         data_dir=args.data_dir, output_dir=args.output, model=args.model, weights=args.weights, mode=args.mode,
         epochs=args.epochs, val_split=args.val_split, batch_size=args.batch_size, lr=args.lr,
         input_size=args.input_size, device=args.device, seed=args.seed, num_workers=args.workers,
         resume=args.resume, allow_download=not args.offline, use_cache=not args.no_cache,
     )
+    config.validate(OPTION_NAMES)  # the settings and the output folder, before any minutes of work
+    if args.json is not None:
+        parent = Path(args.json).resolve().parent
+        if not parent.is_dir() or Path(args.json).is_dir():
+            raise OutputError(f"--json {args.json}: folder {parent} does not exist, or the name is a folder")
     cancel = threading.Event()
     printer = ProgressPrinter(sys.stderr)
     restore = _install_sigint(cancel, printer)

@@ -11,15 +11,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from ..dataset_scan import DEFAULT_SEED, DEFAULT_VAL_SPLIT
 from ..errors import OutputError, UsageError
 from ..model_loader import is_saved_model_dir
-from ..options import DEVICES
+from ..options import DEVICES, FINETUNE_MODES, FinetuneMode
 
-Mode = Literal["quick", "deep"]
-MODES: tuple[Mode, ...] = ("quick", "deep")
+Mode = FinetuneMode
+MODES = FINETUNE_MODES
 #: Maximum epochs when none are given: quick mode usually stops early on its patience.
 DEFAULT_EPOCHS: dict[str, int] = {"quick": 50, "deep": 5}
 #: Peak learning rate per mode (the cosine schedule's maximum).
