@@ -71,6 +71,22 @@ def main() -> int:
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} {mode} finetune on cuda: {len(result.history)} epochs in {secs:.1f} s, "
                   f"val accuracy {result.val_accuracy:.2f}, losses finite")
+        # a GPU whose bf16 is only emulated: training must use float16 with a GradScaler, as inference does
+        from squeezelens.core.finetune import last_stage
+
+        native = torch.cuda.is_bf16_supported
+        torch.cuda.is_bf16_supported = lambda including_emulation=True: including_emulation  # type: ignore[assignment]
+        try:
+            amp = last_stage.amp_settings("cuda")
+            r16 = finetune(FinetuneConfig(data_dir=data_dir, output_dir=Path(tmp) / "model-fp16", mode="deep",
+                                          epochs=1, device="cuda", allow_download=False, batch_size=16,
+                                          input_size=96))
+        finally:
+            torch.cuda.is_bf16_supported = native  # type: ignore[assignment]
+        ok = amp.dtype == torch.float16 and amp.use_scaler and all(np.isfinite(h.train_loss) for h in r16.history)
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} emulated-bf16 GPU: deep finetune in {amp.dtype} with a GradScaler, "
+              f"loss {r16.history[-1].train_loss:.3f}")
         reloaded = Classifier.load(str(Path(tmp) / "model-deep"), device="cuda", backend="torch", allow_download=False)
         preds = reloaded.classify(sorted((Path(data_dir)).rglob("*.png"))[:8])
         ok = all(p.ok for p in preds) and reloaded.labels == result.class_names
