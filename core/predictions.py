@@ -37,7 +37,8 @@ class Prediction:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of DESIGN.md: path, model, untrained, top; or path, error."""
+        """The JSON object of one input: path, model, untrained, top (index, label, prob) and time_ms (load,
+        inference); or path, model, untrained, error."""
         if self.error is not None:
             return {"path": self.source, "model": self.model, "untrained": self.untrained, "error": self.error}
         return {

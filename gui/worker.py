@@ -133,6 +133,7 @@ class InferenceWorker(QThread):
         # newest request id per kind, written by the GUI thread (an int store is atomic under the GIL)
         self.latest: dict[str, int] = {"load": 0, "classify": 0}
         self._listings: list[threading.Thread] = []  # catalogue listings started (joined when the worker stops)
+        self._replaced: list[Any] = []  # classifiers a model switch replaced while their ONNX export still ran
         self._stopping = threading.Event()
 
     # -- GUI thread ------------------------------------------------------------------------------
@@ -199,6 +200,9 @@ class InferenceWorker(QThread):
             return
         if job.req < self.latest["load"]:
             return  # another model was chosen meanwhile: keep the one the window describes
+        if self._clf is not None and self._clf.export_pending:
+            self._replaced.append(self._clf)  # its export thread finishes on its own; closed when the worker stops
+        self._replaced = [c for c in self._replaced if c.export_pending]
         self._clf, self._clf_req = clf, job.req
         self.modelReady.emit(job.req, _describe(clf, time.perf_counter() - t0, notice))
 
@@ -212,12 +216,14 @@ class InferenceWorker(QThread):
         for thread in self._listings:
             thread.join()
         clf, self._clf = self._clf, None
-        # ISSUE 12 HAND-OFF, the one call site for core's background ONNX export: the classifier may still be
-        # exporting its graph in a thread of its own. Until core offers a Classifier method that closes that
-        # thread, wait for it here: meanwhile the worker counts as running, so past the close budget app.run
-        # ends the process (the graph is written atomically; an export cut off is redone next time).
-        if clf is not None and getattr(clf, "export_pending", False):
-            clf.wait_for_export()
+        # Each classifier may still be exporting its ONNX graph in a thread of its own: wait_for_export()
+        # joins it (the export is not interrupted, so its graph is still cached; close() would also retire
+        # the classifier, which a caller's loader may share). Meanwhile the worker counts as running, so
+        # past the close budget app.run ends the process (the graph is written atomically; an export cut
+        # off is redone next time).
+        for c in [*self._replaced, *([clf] if clf is not None else [])]:
+            c.wait_for_export()
+        self._replaced.clear()
 
     def _do_catalogue(self, job: _Job) -> None:
         # Listing the variants imports timm (and torch) on a cached ONNX start: seconds. A thread of its own
