@@ -80,8 +80,11 @@ class ExportError(SqueezeLensError):
     """The model could not be exported to ONNX, or the export disagrees with torch."""
 
 
-class GpuOutOfMemory(SqueezeLensError):
-    """Even one input at a time does not fit in the GPU's free memory."""
+class GpuOutOfMemory(SqueezeLensError, RuntimeError):
+    """Even one input at a time does not fit in the GPU's free memory.
+
+    Also a ``RuntimeError``, as it was before the errors moved here.
+    """
 
 
 class OutputError(SqueezeLensError):

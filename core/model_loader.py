@@ -104,7 +104,7 @@ def load_model(
         return _load_saved_dir(Path(model), weights)
     if weights is not None and Path(weights).is_dir():
         if not is_saved_model_dir(weights):
-            raise WeightsError(f"{weights}: a folder without config.json is not a saved model")
+            raise WeightsError("a folder without config.json is not a saved model", str(weights))
         loaded = _load_saved_dir(Path(weights), None)
         if model is not None and model.split(".", 1)[0] != loaded.architecture:
             raise WeightsError(f"{weights} holds a {loaded.architecture}, not a {model}; drop --model or pick another")
@@ -113,7 +113,7 @@ def load_model(
     if not model.strip():
         raise ModelNotFoundError("no model name given")
     if Path(model).exists() and not catalogue.is_known_architecture(model):
-        raise ModelNotFoundError(f"{model}: not a saved-model folder (it has no config.json)")
+        raise ModelNotFoundError("not a saved-model folder (it has no config.json)", model)
     try:
         _, tag = catalogue.find(model)
         create_name, hf_hub_id = tag.name, tag.hf_hub_id
@@ -189,7 +189,7 @@ def _load_into(net: torch.nn.Module, sd: dict[str, Any], where: str, arch: str) 
     except RuntimeError as e:
         first = str(e).strip().splitlines()
         detail = " ".join(line.strip() for line in first[:3])
-        raise WeightsError(f"{where}: these weights do not fit {arch} ({detail[:300]})") from e
+        raise WeightsError(f"these weights do not fit {arch} ({detail[:300]})", where) from e
 
 
 def _load_saved_dir(path: Path, weights: str | os.PathLike[str] | None) -> LoadedModel:
@@ -200,7 +200,7 @@ def _load_saved_dir(path: Path, weights: str | os.PathLike[str] | None) -> Loade
     try:
         net = timm.create_model(f"local-dir:{path}", pretrained=weights is None)
     except Exception as e:  # timm raises many kinds for a malformed config.json or weights
-        raise WeightsError(f"{path}: cannot load this model folder ({type(e).__name__}: {e})") from e
+        raise WeightsError(f"cannot load this model folder ({type(e).__name__}: {e})", str(path)) from e
     if weights is not None:
         _load_into(net, load_state_dict_file(weights), str(weights), path.name)
         source = WeightsSource("file", Path(weights), f"file {weights}")

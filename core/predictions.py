@@ -27,10 +27,11 @@ class Prediction:
     model: str
     top: list[TopClass] = field(default_factory=list)
     error: str | None = None  # "PATH: REASON", as JSON and CSV carry it
-    error_reason: str | None = None  # the same error without the path, for views that show the path apart
     untrained: bool = False
     load_ms: float = 0.0  # decode + preprocess of this input
     infer_ms: float = 0.0  # this input's share of its batch's forward pass
+    # last, so code that builds a Prediction by position keeps working
+    error_reason: str | None = None  # the error without the path, for views that show the path apart
 
     @property
     def ok(self) -> bool:

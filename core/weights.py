@@ -255,8 +255,8 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
     except Exception as e:  # UnpicklingError, RuntimeError (timm wraps the former in it), zip errors...
         if _needs_unsafe_globals(e):
             raise WeightsError(
-                f"{p}: refused: this checkpoint holds Python objects beyond plain tensors, and loading it "
-                "would run code from the file. Convert it to .safetensors, or save only the state_dict."
+                "refused: this checkpoint holds Python objects beyond plain tensors, and loading it "
+                "would run code from the file. Convert it to .safetensors, or save only the state_dict.", str(p),
             ) from e
         if any(isinstance(x, pickle.UnpicklingError) for x in _chain(e)):
             raise WeightsError("not a readable weights file (neither PyTorch nor safetensors)", str(p)) from e

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from .run import RunState
 
 #: Bumped when the checkpoint's contents change meaning (an older one is then not resumed).
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 
 
 class ImageDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int, int, str]]):
