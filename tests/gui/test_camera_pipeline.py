@@ -215,6 +215,10 @@ class FastFake:
     name = "fake"
     labels = ["a", "b", "c"]
     untrained = False
+    export_pending = False  # no background ONNX export: what the worker joins when it stops
+
+    def wait_for_export(self, timeout: float | None = None) -> bool:
+        return True
 
     def __init__(self, size: tuple[int, int] = (32, 24), batch_s: float = 0.05) -> None:
         self.size, self.batch_s = size, batch_s
