@@ -40,8 +40,10 @@ def test_export_failure_falls_back_to_torch(tiny_dir: Path, photo_dir: Path, mon
     assert graphs() == []
 
 
-def test_background_export_serves_torch_then_switches(tiny_dir: Path, photo_dir: Path,
-                                                      monkeypatch: pytest.MonkeyPatch, all_probs) -> None:
+
+@pytest.fixture
+def export_gate(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Holds every ONNX export until the returned event is set (30 s at most), so a test can act mid-export."""
     release = threading.Event()
     real = onnx_export.export_graph
 
@@ -50,6 +52,12 @@ def test_background_export_serves_torch_then_switches(tiny_dir: Path, photo_dir:
         return real(*a, **k)
 
     monkeypatch.setattr(onnx_export, "export_graph", gated_export)
+    return release
+
+
+def test_background_export_serves_torch_then_switches(tiny_dir: Path, photo_dir: Path,
+                                                      export_gate: threading.Event, all_probs) -> None:
+    release = export_gate
     clf = Classifier.load(str(tiny_dir), device="cpu")  # auto, export="background"
     try:
         assert clf.backend == "torch" and clf.export_pending
@@ -64,18 +72,11 @@ def test_background_export_serves_torch_then_switches(tiny_dir: Path, photo_dir:
     assert all_probs(after, 4) == pytest.approx(all_probs(during, 4), abs=1e-5)
 
 
-def test_close_joins_the_export_thread(tiny_dir: Path, photo_dir: Path, monkeypatch: pytest.MonkeyPatch,
+def test_close_joins_the_export_thread(tiny_dir: Path, photo_dir: Path, export_gate: threading.Event,
                                        graphs) -> None:
     """What the app does at quit: close() waits for the export thread itself (not a flag it sets
     near its end), so no thread of the classifier is left and the process can exit normally."""
-    release = threading.Event()
-    real = onnx_export.export_graph
-
-    def gated_export(*a, **k):
-        assert release.wait(30)
-        return real(*a, **k)
-
-    monkeypatch.setattr(onnx_export, "export_graph", gated_export)
+    release = export_gate
     before = set(threading.enumerate())
     clf = Classifier.load(str(tiny_dir), device="cpu")  # auto, export="background"
     started = [t for t in threading.enumerate() if t not in before]
