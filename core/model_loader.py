@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 from . import catalogue
 from .errors import ModelNotFoundError, WeightsError
 from .labels import label_names_for
+from .saved_model import check_finite, recover_interrupted_save
 from .weights import ProgressFn, WeightsSource, load_state_dict_file, resolve_weights
 
 if TYPE_CHECKING:
@@ -100,6 +101,9 @@ def load_model(
         ModelNotFoundError: unknown name and not a saved-model folder.
         WeightsError: the explicit weights or folder could not be used.
     """
+    for given in (model, weights):
+        if given is not None and not catalogue.is_known_architecture(str(given).split(".", 1)[0]):
+            recover_interrupted_save(given)  # a save killed mid-swap: put the model back first
     if model is not None and is_saved_model_dir(model):
         return _load_saved_dir(Path(model), weights)
     if weights is not None and Path(weights).is_dir():
@@ -174,6 +178,7 @@ def _create_with_weights(create_name: str, source: WeightsSource) -> torch.nn.Mo
     head: dict[str, Any] = {"num_classes": num_classes} if num_classes else {}
     net = timm.create_model(create_name, pretrained=False, **head)
     _load_into(net, sd, f"{source.path}", create_name)
+    _check_finite(net, str(source.path))
     return net.eval()
 
 
@@ -192,6 +197,14 @@ def _load_into(net: torch.nn.Module, sd: dict[str, Any], where: str, arch: str) 
         raise WeightsError(f"these weights do not fit {arch} ({detail[:300]})", where) from e
 
 
+def _check_finite(net: torch.nn.Module, where: str) -> None:
+    """Refuse weights with NaN or infinite values (they would print ``nan`` for every photo)."""
+    try:
+        check_finite(net)
+    except WeightsError as e:
+        raise WeightsError(e.reason, where) from None
+
+
 def _load_saved_dir(path: Path, weights: str | os.PathLike[str] | None) -> LoadedModel:
     import timm
 
@@ -206,6 +219,7 @@ def _load_saved_dir(path: Path, weights: str | os.PathLike[str] | None) -> Loade
         source = WeightsSource("file", Path(weights), f"file {weights}")
     else:
         source = WeightsSource("dir", path, f"model folder {path}")
+    _check_finite(net, str(weights or path))
     cfg, num_classes = _timm_attributes(net)
     arch = cfg.get("architecture") or type(net).__name__
     return LoadedModel(

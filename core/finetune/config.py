@@ -14,7 +14,6 @@ from pathlib import Path
 
 from ..dataset_scan import DEFAULT_SEED, DEFAULT_VAL_SPLIT
 from ..errors import OutputError, UsageError
-from ..model_loader import is_saved_model_dir
 from ..options import DEVICES, FINETUNE_MODES, FinetuneMode
 
 Mode = FinetuneMode
@@ -145,21 +144,18 @@ class FinetuneConfig:
 def check_output_dir(output_dir: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None) -> None:
     """Refuse an output that would destroy something other than an earlier model.
 
-    The output may be absent, an empty folder, or a saved-model folder (``config.json``); its parent
-    must exist or be creatable. It may not lie inside the dataset.
+    The output may be absent, an empty folder, or a folder holding only what SqueezeLens writes
+    (:func:`..saved_model.check_replaceable`); its parent must exist or be creatable. It may not lie
+    inside the dataset, nor hold it.
 
     Raises:
         OutputError: (``path`` is the output folder) it is a file, a folder holding other things,
-            inside ``data_dir``, or nothing can be written where it would go.
+            inside ``data_dir`` or holding it, or nothing can be written where it would go.
     """
+    from ..saved_model import check_replaceable
+
     out = Path(output_dir)
-    if out.exists() and not out.is_dir():
-        raise OutputError("exists and is not a folder", str(out))
-    if out.is_dir() and any(out.iterdir()) and not is_saved_model_dir(out):
-        raise OutputError(
-            "is a folder that holds something other than a saved model; "
-            "give a new folder name (an earlier model folder there would be replaced)", str(out),
-        )
+    check_replaceable(out, data_dir)  # a file, files SqueezeLens did not write, or the dataset inside
     if data_dir is not None:
         d, o = Path(data_dir).resolve(), out.resolve()
         if o == d or d in o.parents:

@@ -127,7 +127,7 @@ def finetune(
         "data_dir": str(Path(cfg.data_dir).resolve()), "best_epoch": outcome.best_epoch,
         "val_accuracy": val_acc, "train_images": len(scan.train), "val_images": len(scan.val),
     }}
-    save_model(model, cfg.output_dir, scan.class_names, extra_config=extra)
+    save_model(model, cfg.output_dir, scan.class_names, extra_config=extra, data_dir=cfg.data_dir)
     if outcome.checkpoint is not None:
         shutil.rmtree(outcome.checkpoint.parent, ignore_errors=True)
     run.timings["save"] = time.perf_counter() - t0

@@ -84,7 +84,7 @@ def test_output_folder_refusals_are_output_errors(tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "holiday.jpg").write_bytes(b"precious")
-    with pytest.raises(OutputError, match="something other than a saved model") as info:
+    with pytest.raises(OutputError, match=r"did not write \(holiday.jpg\)") as info:
         check_output_dir(photos)
     assert info.value.path == str(photos) and str(info.value).startswith(f"{photos}: ")
     with pytest.raises(OutputError, match="inside the dataset folder"):

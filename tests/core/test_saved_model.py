@@ -10,7 +10,7 @@ import timm
 import torch
 
 from squeezelens import Classifier
-from squeezelens.core.errors import SqueezeLensError, UsageError
+from squeezelens.core.errors import OutputError, SqueezeLensError, UsageError
 from squeezelens.core.saved_model import save_model
 
 LABELS = ["red", "green", "blue"]
@@ -74,7 +74,7 @@ def test_failed_save_keeps_previous_model(tmp_path: Path, small_model, monkeypat
         raise OSError("disk full")
 
     monkeypatch.setattr("timm.models.save_for_hf", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match="disk full"):  # a person's message, not the library's exception
         save_model(small_model, out, LABELS)
     assert (out / "model.safetensors").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temp folders left behind
