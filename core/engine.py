@@ -15,6 +15,7 @@ daemon; :meth:`Classifier.wait_for_export` and :meth:`Classifier.close` join it.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -164,10 +165,8 @@ class Classifier:
                                            progress=progress, cancel=cancel)
         if hit is None:
             return None
-        try:
-            runner = OrtRunner(hit.graph.path)
-        except Exception as e:  # a damaged cache entry: the full path re-exports it
-            log.warning("cached ONNX graph %s could not be opened (%s); exporting it again", hit.graph.path, e)
+        runner = _open_cached(hit.graph)
+        if runner is None:
             return None
         meta = hit.graph.meta
         cfg = meta["data_config"]
@@ -178,7 +177,8 @@ class Classifier:
             return load_model(name, weights, allow_download=False)
 
         loaded = DeferredLoadedModel(
-            build, name=meta["name"], architecture=meta["architecture"], pretrained_cfg=meta["pretrained_cfg"],
+            build, name=hit.name or meta["name"], architecture=meta["architecture"],
+            pretrained_cfg=meta["pretrained_cfg"],
             labels=list(meta["labels"]), weights=hit.source, untrained_reason=hit.untrained_reason,
             license=meta.get("license"),
         )
@@ -191,19 +191,17 @@ class Classifier:
         """Use the cached graph of this model, or export one (now, or in a background thread)."""
         loaded = self.loaded
         key = graph_cache.graph_key(loaded.architecture, len(loaded.labels), self.data_config["input_size"],
-                                    state_digest(loaded.model))
+                                    state_digest(loaded.model), labels=loaded.labels, data_config=self.data_config)
         meta = graph_cache.model_meta(loaded, self.data_config)
 
         def prepare(copy_model: bool) -> OrtRunner:
             graph = graph_cache.find_graph(key)
             if graph is not None:
-                try:
-                    runner = OrtRunner(graph.path, ort_device)
-                except SqueezeLensError:
-                    raise
-                except Exception as e:
-                    log.warning("cached ONNX graph %s could not be opened (%s); exporting it again", graph.path, e)
+                opened = _open_cached(graph, ort_device)
+                if opened is None:
                     graph = None
+                else:
+                    runner = opened
             if graph is None:
                 t0 = time.perf_counter()
                 graph = onnx_export.export_graph(loaded.model, key, meta, copy_model=copy_model)
@@ -217,7 +215,7 @@ class Classifier:
             log.warning("ONNX Runtime is not used for %s: %s; running on torch", loaded.name, reason)
             self.backend_note = f"torch on cpu (ONNX Runtime unavailable: {reason})"
 
-        if wait or graph_cache.find_graph(key) is not None:
+        if wait or graph_cache.find_graph(key, verify=False) is not None:
             try:
                 runner = prepare(copy_model=False)
             except SqueezeLensError as e:
@@ -453,7 +451,17 @@ class Classifier:
                 runner = self._fall_back_to_cpu(runner, e)
                 t0 = time.perf_counter()
                 out = runner.top_k(tensors, k)
+            if not _all_finite(out) and isinstance(runner, OrtRunner):
+                runner = self._drop_damaged_graph(runner)  # a damaged graph: never show its NaN
+                t0 = time.perf_counter()
+                out = runner.top_k(tensors, k)
             per_item = (time.perf_counter() - t0) * 1000 / len(tensors)
+        if not _all_finite(out):
+            reason = "the model gave NaN or infinite scores for this input; no result"
+            return [Prediction("", self.name, error=reason, error_reason=reason, untrained=self.untrained)
+                    if not _all_finite([o]) else
+                    Prediction("", self.name, top=[TopClass(int(i), self.labels[i], float(p)) for p, i in zip(*o)],
+                               untrained=self.untrained) for o in out]
         return [
             Prediction(
                 source="",
@@ -465,6 +473,15 @@ class Classifier:
             for ps, idx in out
         ]
 
+    def _drop_damaged_graph(self, runner: OrtRunner) -> TorchRunner:
+        """The cached graph gave NaN/inf: remove it from the cache and run on torch from now on."""
+        key = runner.path.parent.name
+        graph_cache.discard(key, "it gave NaN or infinite scores")
+        cpu = TorchRunner(self.loaded.model, "cpu")
+        self._switch_to(cpu)
+        self.backend_note = "torch on cpu (the cached ONNX graph was damaged and is exported again next time)"
+        return cpu
+
     def _fall_back_to_cpu(self, runner: TorchRunner, error: BaseException) -> TorchRunner:
         """The GPU cannot take even one image: move the model to the CPU for good, and say so."""
         import torch
@@ -475,6 +492,31 @@ class Classifier:
         self.backend_note = f"torch on cpu ({error}; moved off the GPU)"
         log.warning("%s; classifying on the CPU from now on", error)
         return cpu
+
+
+def _open_cached(graph: graph_cache.GraphInfo, device: str = "cpu") -> OrtRunner | None:
+    """An ONNX Runtime session on a cached graph, or None (the entry removed) when it cannot be
+    opened or its output width differs from its class names: the caller exports it again.
+
+    Raises:
+        SqueezeLensError: the device cannot run ONNX Runtime (not a cache problem).
+    """
+    try:
+        runner = OrtRunner(graph.path, device)
+    except SqueezeLensError:
+        raise
+    except Exception as e:  # a damaged cache entry: the full path re-exports it
+        graph_cache.discard(graph.key, f"ONNX Runtime cannot open it ({type(e).__name__})")
+        return None
+    width = runner.session.get_outputs()[0].shape[-1]
+    if isinstance(width, int) and width != len(graph.meta["labels"]):
+        graph_cache.discard(graph.key, f"it gives {width} scores for {len(graph.meta['labels'])} class names")
+        return None
+    return runner
+
+
+def _all_finite(out: Sequence[tuple[Sequence[float], Sequence[int]]]) -> bool:
+    return all(math.isfinite(p) for ps, _ in out for p in ps)
 
 
 def _describe(src: ImageInput) -> str:

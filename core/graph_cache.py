@@ -2,10 +2,14 @@
 
 Layout, under ``cache_dir("onnx")``:
 
-- ``<graph key>/model.onnx`` + ``meta.json``: one exported graph. The key hashes the architecture,
-  the number of classes, the input size, the torch/timm versions and a digest of the whole
-  state_dict (:func:`.state_digest.state_digest`), so new weights (a finetuned model too) give a new
-  graph and never a stale one.
+- ``<graph key>/model.onnx`` + ``meta.json``: one exported graph. The key hashes everything that
+  changes an answer: the architecture, the class names, the whole data config (input size, crop,
+  interpolation, mean/std), the torch/timm/onnx versions and a digest of the whole state_dict
+  (:func:`.state_digest.state_digest`), so new weights, renamed classes or edited preprocessing give
+  a new graph and never a stale one. ``meta.json`` records the graph file's size and BLAKE2b digest;
+  an entry whose record is malformed, whose labels do not match its class count, or whose graph
+  file differs from the digest is a miss (:func:`find_graph`), and the entry is removed so the
+  export that follows really replaces it.
 - ``requests/<request id>.json``: what a ``Classifier.load(model, weights)`` call resolved to the
   last time (the graph key, where the weights came from, and the size and mtime of the weights
   files it read). With it, a later start finds its graph without importing torch or timm: the
@@ -44,7 +48,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Bump when the graph layout or the meta/request files change; old entries are then ignored.
-CACHE_FORMAT = 1
+#: (2: the key covers labels and the data config; meta.json holds the graph's digest.)
+CACHE_FORMAT = 2
 GRAPH_FILE, META_FILE = "model.onnx", "meta.json"
 #: Scratch folders older than this (seconds) belong to an export that will never finish.
 STALE_SCRATCH_S = 3600.0
@@ -61,19 +66,28 @@ def _dist_version(name: str) -> str:
 
 def cache_versions() -> dict[str, Any]:
     """What an exported graph depends on besides the weights (read without importing torch)."""
-    return {"format": CACHE_FORMAT, "torch": _dist_version("torch"), "timm": _dist_version("timm")}
+    return {"format": CACHE_FORMAT, "torch": _dist_version("torch"), "timm": _dist_version("timm"),
+            "onnx": _dist_version("onnx")}
 
 
 # -- keys ----------------------------------------------------------------------------------------
-def graph_key(architecture: str, num_classes: int, input_size: Sequence[int], weights_digest: str) -> str:
+def graph_key(architecture: str, num_classes: int, input_size: Sequence[int], weights_digest: str, *,
+              labels: Sequence[str] = (), data_config: Mapping[str, Any] | None = None) -> str:
     """The cache key of one exported graph: 32 hex characters (SHA-256 of the identity, cut).
 
     Args:
         weights_digest: :func:`.state_digest.state_digest` of the whole model.
+        labels: the class names (a graph's meta carries them to the torch-free start).
+        data_config: the preprocessing (input size, crop, interpolation, mean/std), likewise.
     """
     ident = {"arch": architecture, "classes": int(num_classes), "input": [int(x) for x in input_size],
-             "weights": weights_digest, **cache_versions()}
+             "weights": weights_digest, "labels": [str(x) for x in labels],
+             "data": _json_safe(dict(data_config or {})), **cache_versions()}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
 def request_id(model: str | os.PathLike[str] | None, weights: str | os.PathLike[str] | None) -> str:
@@ -135,16 +149,90 @@ def model_meta(loaded: LoadedModel, data_config: Mapping[str, Any]) -> dict[str,
     }
 
 
-def find_graph(key: str) -> GraphInfo | None:
-    """The cached graph ``key``, if a complete one of this :data:`CACHE_FORMAT` is on disk."""
+def file_digest(path: Path) -> str:
+    """BLAKE2b (20 bytes, hex) of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def meta_problem(meta: Any, key: str | None = None) -> str | None:
+    """What is wrong with a ``meta.json``'s contents (None when it is a usable record).
+
+    Checked: a dict of this :data:`CACHE_FORMAT` (and ``key``), a name, class names as a list of
+    strings as long as ``num_classes``, a data config with a 3-element ``input_size`` and 3-element
+    ``mean``/``std`` (std > 0), and the graph file's size and digest.
+    """
+    if not isinstance(meta, dict):
+        return "the record is not a JSON object"
+    if meta.get("format") != CACHE_FORMAT or (key is not None and meta.get("key") != key):
+        return "the record is of another cache format or key"
+    labels, n, cfg = meta.get("labels"), meta.get("num_classes"), meta.get("data_config")
+    if not isinstance(meta.get("name"), str) or not isinstance(meta.get("architecture"), str):
+        return "the record has no model name"
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels) or labels == []:
+        return "the record's class names are not a list of strings"
+    if not isinstance(n, int) or n != len(labels):
+        return "the record's class count does not match its class names"
+    if not isinstance(cfg, dict):
+        return "the record has no data config"
+    size, mean, std = cfg.get("input_size"), cfg.get("mean"), cfg.get("std")
+    if not (isinstance(size, list) and len(size) == 3 and all(isinstance(x, int) and x > 0 for x in size)):
+        return "the record's input size is not three positive integers"
+    for name, v in (("mean", mean), ("std", std)):
+        if not (isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) for x in v)):
+            return f"the record's {name} is not three numbers"
+    if not all(x > 0 for x in std):  # type: ignore[union-attr]
+        return "the record's std is not positive"
+    if not isinstance(meta.get("graph_size"), int) or not isinstance(meta.get("graph_digest"), str):
+        return "the record has no digest of the graph"
+    return None
+
+
+def find_graph(key: str, *, verify: bool = True) -> GraphInfo | None:
+    """The cached graph ``key``, if a complete and intact one of this :data:`CACHE_FORMAT` is on disk.
+
+    A record that is unreadable or malformed (:func:`meta_problem`), or a graph file whose size or
+    digest differs from the record, is a miss; such an entry is removed (logged) so that the next
+    :func:`publish` replaces it. ``verify=False`` skips hashing the graph (only to ask "is one there?").
+    """
     d = graph_dir(key)
     try:
         meta = json.loads((d / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except FileNotFoundError:
+        if d.exists() or d.is_symlink():
+            discard(key, "it has no meta.json")
         return None
-    if meta.get("format") != CACHE_FORMAT or not (d / GRAPH_FILE).is_file():
+    except (OSError, ValueError) as e:
+        discard(key, f"its meta.json cannot be read ({type(e).__name__})")
+        return None
+    problem = meta_problem(meta, key)
+    if problem is None:
+        graph = d / GRAPH_FILE
+        try:
+            if not graph.is_file() or graph.stat().st_size != meta["graph_size"]:
+                problem = "the graph file is missing or of another size"
+            elif verify and file_digest(graph) != meta["graph_digest"]:
+                problem = "the graph file is damaged (its digest differs)"
+        except OSError as e:
+            problem = f"the graph file cannot be read ({e.strerror or e})"
+    if problem is not None:
+        discard(key, problem)
         return None
     return GraphInfo(key, d / GRAPH_FILE, meta)
+
+
+def discard(key: str, why: str) -> None:
+    """Remove graph ``key`` from the cache (it lied or is damaged), saying why in the log."""
+    d = graph_dir(key)
+    log.warning("cached ONNX graph %s is not used: %s; it will be exported again", key, why)
+    with contextlib.suppress(OSError):
+        if d.is_dir() and not d.is_symlink():
+            shutil.rmtree(d)
+        else:
+            d.unlink()
 
 
 @contextlib.contextmanager
@@ -172,10 +260,18 @@ def publish(scratch: Path, key: str, meta: Mapping[str, Any]) -> GraphInfo:
         OSError: the folder could not be written or renamed.
         ExportError: the graph is not found in place afterwards.
     """
-    full = {**meta, "format": CACHE_FORMAT, "key": key, **cache_versions()}
+    graph = scratch / GRAPH_FILE
+    full = {**meta, "format": CACHE_FORMAT, "key": key, **cache_versions(),
+            "graph_size": graph.stat().st_size, "graph_digest": file_digest(graph)}
+    problem = meta_problem(_json_safe(full), key)
+    if problem is not None:
+        raise ExportError(f"the graph's record would be unusable: {problem}")
     (scratch / META_FILE).write_text(json.dumps(full, indent=1), encoding="utf-8")
+    target = graph_dir(key)
+    if target.exists() or target.is_symlink():
+        find_graph(key)  # a damaged entry there is removed; an intact one stays and is used below
     try:
-        os.replace(scratch, graph_dir(key))
+        os.replace(scratch, target)
     except OSError:  # another process finished the same graph first: use theirs
         if find_graph(key) is None:
             raise
@@ -219,7 +315,7 @@ def record_request(model: str | os.PathLike[str] | None, weights: str | os.PathL
     if loaded.weights.path is not None:
         files.append(Path(loaded.weights.path))
     entry = {
-        **cache_versions(), "graph": graph.key, "hf_hub_id": hf_hub_id_of(model, loaded.weights),
+        **cache_versions(), "graph": graph.key, "name": loaded.name, "hf_hub_id": hf_hub_id_of(model, loaded.weights),
         "source": {"kind": loaded.weights.kind, "detail": loaded.weights.detail,
                    "path": None if loaded.weights.path is None else str(Path(loaded.weights.path).resolve())},
         "untrained_reason": loaded.untrained_reason, "files": _fingerprint(files),
@@ -252,6 +348,8 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
+    if path.is_dir() and not path.is_symlink():  # a folder where the record should be: it is only a cache
+        shutil.rmtree(path, ignore_errors=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -269,6 +367,8 @@ class CachedLoad:
     graph: GraphInfo
     source: WeightsSource
     untrained_reason: str | None
+    #: What the recorded load called the model (the CSV's ``model`` column), never another folder's name.
+    name: str | None = None
 
 
 def find_cached_load(
@@ -284,7 +384,11 @@ def find_cached_load(
     ``None`` whenever anything differs from the recorded call: versions, the weights files' size or
     mtime, or where the Hugging Face cache now finds the weights (a download counts as a change).
     """
-    entry = _read_json(_requests_dir() / f"{request_id(model, weights)}.json")
+    try:
+        entry = _read_json(_requests_dir() / f"{request_id(model, weights)}.json")
+    except OSError as e:  # the cache folder cannot be made (a file in its place, read-only): no cache
+        log.warning("the ONNX graph cache cannot be used (%s)", e)
+        return None
     if entry is None or any(entry.get(k) != v for k, v in cache_versions().items()):
         return None
     recorded = entry.get("source") or {}
@@ -302,9 +406,11 @@ def find_cached_load(
             files = _files_of(model) + _files_of(weights) + ([source.path] if source.path else [])
         if _fingerprint(files) != entry.get("files"):
             return None
-    except (OSError, KeyError, TypeError):
+    except (OSError, KeyError, TypeError, AttributeError, ValueError):  # a record of the wrong shape: a miss
         return None
     graph = find_graph(str(entry.get("graph")))
     if graph is None:
         return None
-    return CachedLoad(graph, source, reason)
+    name = entry.get("name")
+    return CachedLoad(graph, source, reason if isinstance(reason, str) else None,
+                      name if isinstance(name, str) else None)
