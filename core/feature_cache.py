@@ -6,12 +6,22 @@ backbone tensor (the classifier head excluded, so a retrained head shares the ca
 preprocessing (input size, crop, interpolation, mean/std, JPEG decode scale) and the pooling. Rows
 are keyed by the file's resolved path, size and modification time, so an edited or replaced file is
 extracted again. Rows are committed per batch: a cancelled extraction keeps what it finished.
+
+It is only a cache, and it never stops a run nor answers wrongly (docs/RELIABILITY.md):
+
+- a database locked by another process is skipped with one warning (after a short wait), never
+  deleted and never reported as "database is locked";
+- a damaged file (not a database, malformed pages) is a miss: it is started again;
+- a full or read-only disk means the run goes on without storing (one warning);
+- a stored vector with a NaN or infinite value, or of the wrong length, is a miss.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -37,6 +47,29 @@ CACHE_FORMAT = 2
 
 #: (images done, images to extract, seconds elapsed) after each extracted batch.
 BatchFn = Callable[[int, int, float], None]
+#: Seconds to wait for another process's lock on the database before going on without the cache.
+BUSY_TIMEOUT_S = 2.0
+
+log = logging.getLogger(__name__)
+# sqlite's result codes (https://www.sqlite.org/rescode.html)
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_NOTADB = 5, 6, 11, 26
+
+
+class CacheUnavailable(Exception):
+    """The feature cache cannot be used this time (locked by another process, disk full or read-only)."""
+
+
+def _kind(e: BaseException) -> str:
+    """``locked``, ``damaged`` or ``other`` for an sqlite error (by result code, else by message)."""
+    code = getattr(e, "sqlite_errorcode", None)
+    text = str(e).lower()
+    if code is not None:
+        code &= 0xFF  # the primary code of an extended one
+    if code in (_SQLITE_BUSY, _SQLITE_LOCKED) or "locked" in text or "busy" in text:
+        return "locked"
+    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or "malformed" in text or "not a database" in text:
+        return "damaged"
+    return "other"
 
 
 def file_key(path: str | os.PathLike) -> str:
@@ -71,59 +104,149 @@ def model_key(model: Any, data_config: Mapping[str, Any], decode_min_side: int |
 
 
 class FeatureCache:
-    """Feature vectors of files for one extractor (``key`` from :func:`model_key`)."""
+    """Feature vectors of files for one extractor (``key`` from :func:`model_key`).
 
-    def __init__(self, key: str, folder: Path | None = None) -> None:
+    Problems while it is in use never raise: reads become misses and writes stop, with one warning
+    through ``on_warning`` (default: the log).
+    """
+
+    def __init__(self, key: str, folder: Path | None = None,
+                 on_warning: Callable[[str], None] | None = None) -> None:
+        """Open (or create) the cache file of ``key``.
+
+        Raises:
+            CacheUnavailable: the folder or file cannot be made or opened (a file in its place, a
+                full or read-only disk), or another process holds a lock on it; nothing was deleted.
+        """
         self.key = key
-        if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-        self.path = (folder or cache_dir("features")) / f"{key}.sqlite"
+        self._warn_fn = on_warning
+        self._warned = False
+        self._writable = True
+        try:
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+            self.path = (folder or cache_dir("features")) / f"{key}.sqlite"
+        except OSError as e:
+            raise CacheUnavailable(f"its folder cannot be made ({e.strerror or e})") from e
         try:
             self._db = self._open()
-        except sqlite3.DatabaseError:  # a damaged cache file: it is only a cache, start it again
-            self.path.unlink(missing_ok=True)
-            self._db = self._open()
+        except sqlite3.Error as e:
+            if _kind(e) != "damaged":
+                raise CacheUnavailable(self._describe(e)) from e
+            self._start_again()  # a damaged cache file: it is only a cache
+
+    @classmethod
+    def open_or_none(cls, key: str, folder: Path | None, on_warning: Callable[[str], None]) -> FeatureCache | None:
+        """The cache, or None after one ``on_warning`` message saying why the run goes on without it."""
+        try:
+            return cls(key, folder, on_warning)
+        except CacheUnavailable as e:
+            on_warning(f"the feature cache is not used this time: {e}")
+            return None
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+        db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, check_same_thread=False)
         try:
             db.execute("CREATE TABLE IF NOT EXISTS features (file TEXT PRIMARY KEY, dim INTEGER, data BLOB)")
             db.commit()
-        except sqlite3.DatabaseError:
+        except sqlite3.Error:
             db.close()
             raise
         return db
 
+    def _start_again(self) -> None:
+        """Replace a damaged database file by an empty one (never called for a locked one)."""
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        try:
+            self._db = self._open()
+        except sqlite3.Error as e:
+            raise CacheUnavailable(self._describe(e)) from e
+
+    def _describe(self, e: BaseException) -> str:
+        kind = _kind(e)
+        if kind == "locked":
+            return f"another program holds a lock on {self.path.name}; it was left alone"
+        text = str(e)
+        if "full" in text.lower():
+            return "the disk is full"
+        if "readonly" in text.lower() or "read-only" in text.lower():
+            return "the cache folder is read-only"
+        return f"{self.path} cannot be used ({text})"
+
+    def _problem(self, e: sqlite3.Error, doing: str) -> None:
+        """A problem in use: damaged -> start again; anything else -> stop writing. One warning."""
+        if _kind(e) == "damaged":
+            with _suppress():
+                self._db.close()
+            try:
+                self._start_again()
+                message = f"the feature cache was damaged and was started again ({doing})"
+            except CacheUnavailable as again:
+                self._writable = False
+                message = f"the feature cache is not used any more this run: {again}"
+        else:
+            self._writable = False
+            message = f"the feature cache is not used any more this run ({doing}): {self._describe(e)}"
+        if not self._warned:
+            self._warned = True
+            (self._warn_fn or log.warning)(message)
+
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """The stored vectors among ``keys`` (missing keys are absent from the result)."""
+        """The stored vectors among ``keys`` (missing, damaged, non-finite and wrong-length ones are absent)."""
         out: dict[str, np.ndarray] = {}
+        if not self._writable:
+            return out
         for start in range(0, len(keys), 500):
             chunk = list(keys[start:start + 500])
             marks = ",".join("?" * len(chunk))
             query = f"SELECT file, dim, data FROM features WHERE file IN ({marks})"
-            for k, dim, data in self._db.execute(query, chunk):
+            try:
+                rows = self._db.execute(query, chunk).fetchall()
+            except sqlite3.Error as e:
+                self._problem(e, "reading")
+                return {}
+            for k, dim, data in rows:
+                if not isinstance(data, bytes) or len(data) % 4:
+                    continue
                 vec = np.frombuffer(data, dtype=np.float32)
-                if vec.size == dim:
+                if vec.size == dim and bool(np.isfinite(vec).all()):
                     out[k] = vec
         return out
 
     def put_many(self, items: Mapping[str, np.ndarray]) -> None:
-        """Store vectors (float32) and commit."""
-        rows = [(k, int(v.size), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in items.items()]
-        self._db.executemany("INSERT OR REPLACE INTO features (file, dim, data) VALUES (?, ?, ?)", rows)
-        self._db.commit()
+        """Store vectors (float32) and commit; non-finite ones are not stored."""
+        if not self._writable:
+            return
+        rows = [(k, int(v.size), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in items.items()
+                if bool(np.isfinite(v).all())]
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO features (file, dim, data) VALUES (?, ?, ?)", rows)
+            self._db.commit()
+        except sqlite3.Error as e:
+            with _suppress():
+                self._db.rollback()
+            self._problem(e, "writing")
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM features").fetchone()[0])
+        try:
+            return int(self._db.execute("SELECT COUNT(*) FROM features").fetchone()[0])
+        except sqlite3.Error:
+            return 0
 
     def close(self) -> None:
-        self._db.close()
+        with _suppress():
+            self._db.close()
 
     def __enter__(self) -> FeatureCache:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _suppress() -> contextlib.AbstractContextManager[None]:
+    return contextlib.suppress(sqlite3.Error)
 
 
 @dataclass

@@ -111,7 +111,7 @@ def extract_dataset_features(run: RunState, model: Any, scan: DatasetScan, dcfg:
     run.emit(StageEvent("features", f"features of {len(paths)} images"))
     t0 = time.perf_counter()
     folder = Path(cfg.feature_cache_dir) if cfg.feature_cache_dir is not None else None
-    cache = FeatureCache(model_key(model, dcfg, decode_side), folder) if cfg.use_cache else None
+    cache = FeatureCache.open_or_none(model_key(model, dcfg, decode_side), folder, run.warn) if cfg.use_cache else None
 
     def on_batch(done: int, todo: int, elapsed: float) -> None:
         run.emit(BatchEvent("features", 0, cfg.resolved_epochs, math.ceil(done / cfg.batch_size),
