@@ -286,6 +286,10 @@ def restore_checkpoint(state: dict[str, Any], parts: TrainingParts) -> Progress:
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """``torch.save(state)`` to ``path`` atomically (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # of runs killed mid-write
+        pid = stale.name.split(".")[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         torch.save(state, tmp)
@@ -294,10 +298,50 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint written by :func:`save_checkpoint` (tensors on the CPU; plain data only)."""
     state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     return state
+
+
+def load_checkpoint_or_warn(run: RunState, path: Path) -> dict[str, Any] | None:
+    """:func:`load_checkpoint`, or None with a warning when the file is damaged or not ours (the run starts over).
+
+    torch's own message for such a file (its ``weights_only`` advice included) is never shown: that
+    advice would mean running code from the file.
+    """
+    try:
+        state = load_checkpoint(path)
+        if isinstance(state, dict) and isinstance(state.get("fingerprint"), dict):
+            return state
+    except Exception:  # torch raises many kinds for a cut-off or altered file
+        pass
+    run.warn(f"the checkpoint {path} is damaged or not one SqueezeLens wrote; starting over at epoch 1")
+    return None
+
+
+def save_checkpoint_or_warn(run: RunState, path: Path, state: dict[str, Any]) -> Path | None:
+    """:func:`save_checkpoint`; on a full or read-only disk one warning and None (the run goes on unresumable)."""
+    try:
+        save_checkpoint(path, state)
+        return path
+    except Exception as e:  # OSError, or torch's RuntimeError around one
+        from ..saved_model import write_failure_reason
+
+        note = f"the checkpoint cannot be written ({write_failure_reason(e)}); this run cannot be resumed"
+        if note not in run.warnings:
+            run.warn(note)
+        return None
 
 
 def train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, dcfg: dict[str, Any],
@@ -357,8 +401,10 @@ def _train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, d
 
     progress = Progress(0, [], None, 0, {k: clone_state(m) for k, m in trainable.items()}, ValOutput(0.0, 0.0))
     if cfg.resume and ckpt_path.is_file():
-        state = load_checkpoint(ckpt_path)
-        if state.get("fingerprint") != fingerprint:
+        state = load_checkpoint_or_warn(run, ckpt_path)
+        if state is None:
+            pass
+        elif state.get("fingerprint") != fingerprint:
             run.warn("the checkpoint found is from a different dataset or settings; starting over")
         else:
             progress = restore_checkpoint(state, parts)
@@ -405,8 +451,7 @@ def _train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, d
         if is_better(val.acc, val.loss, progress.best_score):
             progress.best_score, progress.best_epoch, progress.best_val = (val.acc, val.loss), epoch, val
             progress.best_state = {k: clone_state(m) for k, m in trainable.items()}
-        save_checkpoint(ckpt_path, checkpoint_state(fingerprint, name, parts, progress))
-        checkpoint = ckpt_path
+        checkpoint = save_checkpoint_or_warn(run, ckpt_path, checkpoint_state(fingerprint, name, parts, progress))
         elapsed = time.perf_counter() - t0
         run.emit(EpochEvent(stats, epochs, progress.best_epoch,
                             eta_seconds(elapsed, epoch - start_epoch + 1, epochs - start_epoch + 1)))
