@@ -3,14 +3,24 @@
 The download goes through ``huggingface_hub`` (its cache layout, its resume logic) with a progress
 callback, cooperative cancel, and a quick reachability probe first, so an offline machine reaches
 the "no weights" state in seconds instead of sitting through the hub client's retries.
+
+A download never hangs and never poisons the cache (docs/RELIABILITY.md): it runs in a worker
+thread watched for an overall deadline (:func:`download_deadline_s`) and for stalls
+(:data:`STALL_TIMEOUT_S` without a byte), and the file is checked (:func:`weights_file_problem`:
+a safetensors header that matches the file's size) before it is used; a bad file is removed from
+the Hugging Face cache again. Every failure is the documented untrained fallback with its reason.
+A bad file already in the cache is passed over and fetched again.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import socket
+import struct
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +40,57 @@ HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 DEFAULT_ENDPOINT = "https://huggingface.co"
 #: Seconds allowed to reach the hub before we decide we are offline.
 CONNECT_TIMEOUT_S = 3.0
+#: A download that receives no byte for this many seconds is given up.
+STALL_TIMEOUT_S = 15.0
+#: The slowest average rate (bytes/s) a download may keep, and the fixed allowance on top (seconds):
+#: together the overall deadline of :func:`download_deadline_s` (a 100 MB file: 60 + 1000 s).
+MIN_RATE_BYTES_S = 100_000
+DEADLINE_BASE_S = 60.0
+
+
+def download_deadline_s(size: int | None) -> float:
+    """Seconds a download of ``size`` bytes may take in all (unknown size: as for 1 GB)."""
+    return DEADLINE_BASE_S + (size if size is not None else 1 << 30) / MIN_RATE_BYTES_S
+
+
+def weights_file_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a plausible weights file (None when it is), read in a few bytes.
+
+    safetensors (https://github.com/huggingface/safetensors, "Format"): an 8-byte little-endian
+    header length N, N bytes of JSON mapping names to ``{"dtype", "shape", "data_offsets"}``, then
+    the data; the largest end offset plus 8 + N must be the file's size. A ``.bin`` must start like
+    a zip (torch.save's format) or a pickle.
+    """
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(8)
+            if p.suffix == ".bin":
+                return None if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80" else "not a PyTorch file"
+            if len(head) < 8:
+                return "too short to be a weights file"
+            (n,) = struct.unpack("<Q", head)
+            if n < 2 or n > min(size - 8, 100 << 20):
+                return "not a safetensors file (an HTML page or another file?)"
+            header = json.loads(f.read(n))
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    except ValueError:
+        return "not a safetensors file (its header is not JSON)"
+    if not isinstance(header, dict):
+        return "not a safetensors file (its header is not a JSON object)"
+    end = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(x, int) for x in offsets)):
+            return "not a safetensors file (a tensor without data offsets)"
+        end = max(end, offsets[1])
+    if 8 + n + end != size:
+        return f"cut short or padded: {size} bytes where the header says {8 + n + end}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -73,9 +134,31 @@ def cached_weights(hf_hub_id: str | None) -> Path | None:
     for cache_dir in ([str(bundled)] if bundled else []) + [None]:
         for filename in HUB_WEIGHT_FILES:
             found = try_to_load_from_cache(hf_hub_id, filename, cache_dir=cache_dir)
-            if isinstance(found, str) and os.path.isfile(found):
+            if isinstance(found, str) and os.path.isfile(found) and weights_file_problem(found) is None:
                 return Path(found)
     return None
+
+
+def _remove_bad_cached_files(hf_hub_id: str) -> None:
+    """Remove weights files of ``hf_hub_id`` from the user's cache that fail :func:`weights_file_problem`
+    (an HTML page an earlier download let in): nothing can use them, and the hub client would return
+    them instead of downloading again."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in HUB_WEIGHT_FILES:
+        found = try_to_load_from_cache(hf_hub_id, filename)
+        if isinstance(found, str) and os.path.isfile(found) and weights_file_problem(found) is not None:
+            _remove_from_cache(Path(found))
+
+
+def _remove_from_cache(path: Path) -> None:
+    """Remove a downloaded file (the snapshot link and the blob it points to) from the Hugging Face cache."""
+    blob = Path(os.path.realpath(path))
+    for p in (path, blob):
+        try:
+            p.unlink()
+        except OSError:
+            pass
 
 
 def _host_port(parts: SplitResult) -> tuple[str, int]:
@@ -126,7 +209,7 @@ def _progress_class(progress: ProgressFn | None, cancel: threading.Event | None)
             if cancel is not None and cancel.is_set():
                 raise DownloadCancelled("download cancelled")
             if progress is not None:
-                progress(self._done, self._total)
+                progress(self._done, None if self._total is None else int(self._total))
 
         def update(self, n: float | None = 1) -> bool | None:
             self._done += int(n or 0)
@@ -150,31 +233,77 @@ def download_weights(
         WeightsError: the hub is unreachable or has no weights file for this model.
     """
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError
 
     endpoint = endpoint or hub_endpoint()
     if not hub_reachable(endpoint):
         raise WeightsError(f"cannot reach {endpoint} to download weights (offline?)")
-    filename = _hub_weights_file(hf_hub_id, endpoint)
-    try:
-        path = hf_hub_download(
-            hf_hub_id,
-            filename,
-            endpoint=endpoint,
-            etag_timeout=CONNECT_TIMEOUT_S,
-            tqdm_class=_progress_class(progress, cancel),
-        )
-        return Path(path)
-    except DownloadCancelled:
-        raise
-    except (HfHubHTTPError, OSError, ValueError) as e:
-        if any(isinstance(x, DownloadCancelled) for x in _chain(e)) or (cancel is not None and cancel.is_set()):
+    filename, size = _hub_weights_file(hf_hub_id, endpoint)
+    _remove_bad_cached_files(hf_hub_id)  # the hub client would return it as it is
+    # the worker reports here; progress and cancel are handled in the caller's thread
+    state: dict[str, Any] = {"done": 0, "total": size, "at": time.monotonic()}
+    stop = threading.Event()
+    result: list[Any] = []
+
+    def relay(done: int, total: int | None) -> None:
+        state.update(done=done, total=total if total is not None else state["total"], at=time.monotonic())
+
+    def work() -> None:
+        try:
+            result.append(Path(hf_hub_download(
+                hf_hub_id, filename, endpoint=endpoint, etag_timeout=CONNECT_TIMEOUT_S,
+                tqdm_class=_progress_class(relay, stop),
+            )))
+        except BaseException as e:  # handed to the caller's thread
+            result.append(e)
+
+    worker = threading.Thread(target=work, name="squeezelens-download", daemon=True)
+    t0 = time.monotonic()
+    deadline = download_deadline_s(size)
+    worker.start()
+    reported = (-1, None)
+    while worker.is_alive():
+        worker.join(0.1)
+        now = (state["done"], state["total"])
+        if progress is not None and now != reported:
+            reported = now
+            progress(*now)
+        if cancel is not None and cancel.is_set():
+            stop.set()  # the worker stops at its next chunk
+            raise DownloadCancelled("download cancelled")
+        waited = time.monotonic()
+        if waited - t0 > deadline or waited - state["at"] > STALL_TIMEOUT_S:
+            stop.set()
+            why = "stalled" if waited - state["at"] > STALL_TIMEOUT_S else "too slow"
+            raise WeightsError(f"download of {hf_hub_id} from {endpoint} {why}: {format_mb(state['done'])} of "
+                               f"{format_mb(state['total'])} after {waited - t0:.0f} s; try again later")
+    outcome = result[0] if result else WeightsError(f"download of {hf_hub_id} failed")
+    if isinstance(outcome, BaseException):
+        e = outcome
+        if isinstance(e, DownloadCancelled) or any(isinstance(x, DownloadCancelled) for x in _chain(e)) \
+                or (cancel is not None and cancel.is_set()):
             raise DownloadCancelled("download cancelled") from e
-        raise WeightsError(f"download of {hf_hub_id} failed: {e}") from e
+        if isinstance(e, WeightsError):
+            raise e
+        if not isinstance(e, Exception):
+            raise e  # KeyboardInterrupt and the like
+        raise WeightsError(f"download of {hf_hub_id} failed: {type(e).__name__}: {str(e)[:300]}") from e
+    path: Path = outcome
+    if progress is not None and (state["done"], state["total"]) != reported:
+        progress(state["done"], state["total"])
+    problem = weights_file_problem(path)
+    if problem is not None:
+        _remove_from_cache(path)
+        raise WeightsError(f"{endpoint} sent a bad weights file for {hf_hub_id} ({problem}); it was not kept")
+    return path
 
 
-def _hub_weights_file(hf_hub_id: str, endpoint: str) -> str:
-    """The first of :data:`HUB_WEIGHT_FILES` the hub has, asked with one HEAD each and no retries.
+def format_mb(n: int | None) -> str:
+    return "?" if n is None else f"{n / 1e6:.1f} MB"
+
+
+def _hub_weights_file(hf_hub_id: str, endpoint: str) -> tuple[str, int | None]:
+    """The first of :data:`HUB_WEIGHT_FILES` the hub has (and its size in bytes, if it says), asked with
+    one HEAD each and no retries.
 
     ``hf_hub_download`` treats a HEAD that times out as "maybe transient" and retries it for up to
     a minute with back-off, and reports it as a missing entry; a server that accepts connections but
@@ -188,8 +317,8 @@ def _hub_weights_file(hf_hub_id: str, endpoint: str) -> str:
     for filename in HUB_WEIGHT_FILES:
         url = hf_hub_url(hf_hub_id, filename, endpoint=endpoint)
         try:
-            get_hf_file_metadata(url, timeout=CONNECT_TIMEOUT_S)
-            return filename
+            meta = get_hf_file_metadata(url, timeout=CONNECT_TIMEOUT_S)
+            return filename, meta.size
         except EntryNotFoundError:
             missing.append(filename)
         except Exception as e:  # timeouts, refused, HTTP errors: whatever the client raises
