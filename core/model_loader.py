@@ -205,9 +205,90 @@ def _check_finite(net: torch.nn.Module, where: str) -> None:
         raise WeightsError(e.reason, where) from None
 
 
+#: Smallest and largest input side (pixels) a saved model may ask for (6000 px took 8.7 GB and a minute).
+MIN_INPUT_SIDE, MAX_INPUT_SIDE = 32, 1024
+#: Interpolations timm's transforms know (timm.data.transforms' str_to_interp_mode).
+INTERPOLATIONS = frozenset({"nearest", "bilinear", "bicubic", "box", "hamming", "lanczos"})
+CROP_MODES = frozenset({"center", "squash", "border"})
+
+
+def saved_config_problem(config: Any) -> str | None:
+    """What is wrong with a saved model's ``config.json`` contents, or None.
+
+    Checked: a JSON object; ``num_classes`` a positive integer; ``label_names`` (when present) one per
+    class; in ``pretrained_cfg`` (when present) ``input_size``/``test_input_size`` three integers
+    ``[3, H, W]`` with H and W in :data:`MIN_INPUT_SIDE`..:data:`MAX_INPUT_SIDE`, ``mean``/``std``
+    three finite numbers with every std above 0, a known ``interpolation`` and ``crop_mode``, and a
+    ``crop_pct`` in (0, 2].
+    """
+    import math
+
+    def numbers(v: Any) -> bool:
+        return isinstance(v, (list, tuple)) and len(v) == 3 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+
+    if not isinstance(config, dict):
+        return "config.json is not a JSON object"
+    n = config.get("num_classes", 1000)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        return f"num_classes must be a positive whole number, not {n!r}"
+    pcfg = config.get("pretrained_cfg", {})
+    if not isinstance(pcfg, dict):
+        return "pretrained_cfg is not a JSON object"
+    for where in (config, pcfg):
+        names = where.get("label_names")
+        if names is not None and (not isinstance(names, (list, dict)) or len(names) != n):
+            count = len(names) if isinstance(names, (list, dict)) else "no list of"
+            return f"label_names holds {count} names for {n} classes"
+    for key in ("input_size", "test_input_size"):
+        size = pcfg.get(key)
+        if size is None:
+            continue
+        if not (isinstance(size, (list, tuple)) and len(size) == 3 and all(type(x) is int for x in size)
+                and size[0] == 3):
+            return f"pretrained_cfg.{key} must be [3, height, width], not {size!r}"
+        if not all(MIN_INPUT_SIDE <= x <= MAX_INPUT_SIDE for x in size[1:]):
+            return (f"pretrained_cfg.{key} {size[1]}x{size[2]} is outside {MIN_INPUT_SIDE}..{MAX_INPUT_SIDE} pixels")
+    for key in ("mean", "std"):
+        if key in pcfg and not numbers(pcfg[key]):
+            return f"pretrained_cfg.{key} must be three numbers, not {pcfg[key]!r}"
+    if "std" in pcfg and not all(x > 0 for x in pcfg["std"]):
+        return f"pretrained_cfg.std must be above 0 (it divides the pixels), not {pcfg['std']!r}"
+    interp = pcfg.get("interpolation")
+    if interp not in (None, "") and interp not in INTERPOLATIONS:
+        return f"pretrained_cfg.interpolation {interp!r} is not one of {', '.join(sorted(INTERPOLATIONS))}"
+    mode = pcfg.get("crop_mode")
+    if mode is not None and mode not in CROP_MODES:
+        return f"pretrained_cfg.crop_mode {mode!r} is not one of {', '.join(sorted(CROP_MODES))}"
+    crop = pcfg.get("crop_pct")
+    if crop is not None and not (isinstance(crop, (int, float)) and not isinstance(crop, bool) and 0 < crop <= 2):
+        return f"pretrained_cfg.crop_pct must be above 0 and at most 2, not {crop!r}"
+    return None
+
+
+def _check_saved_config(path: Path) -> None:
+    """Refuse a model folder whose ``config.json`` cannot be read or fails :func:`saved_config_problem`.
+
+    Raises:
+        WeightsError: ``path`` names the folder's ``config.json``.
+    """
+    import json
+
+    where = path / "config.json"
+    try:
+        config = json.loads(where.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else f"not valid JSON ({e})"
+        raise WeightsError(f"cannot load this model folder: config.json cannot be read: {reason}", str(where)) from e
+    problem = saved_config_problem(config)
+    if problem is not None:
+        raise WeightsError(f"cannot load this model folder: {problem}", str(where))
+
+
 def _load_saved_dir(path: Path, weights: str | os.PathLike[str] | None) -> LoadedModel:
     import timm
 
+    _check_saved_config(path)
     # a timm model: pretrained_cfg and num_classes are timm's attributes, which nn.Module does not declare
     net: Any
     try:
