@@ -160,3 +160,20 @@ def test_a_cache_folder_that_cannot_be_written_means_no_cache(tmp_path: Path, ti
         assert np.abs(probs(clf, photos) - reference).max() < 1e-4
     assert blocker.read_text() == "not a folder"
     assert any("cache" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unchanged_graph_is_hashed_once(tmp_path: Path, tiny_net, labels, photos,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digest is recomputed only when the file was written since it last matched (its ctime)."""
+    folder = save_model(tiny_net(1), tmp_path / "m", labels)
+    ort(folder)
+    ort(folder)  # the first find after publishing hashed it and left the stamp
+    hashed: list[Path] = []
+    real = graph_cache.file_digest
+    monkeypatch.setattr(graph_cache, "file_digest", lambda p: hashed.append(p) or real(p))
+    ort(folder)
+    assert hashed == []
+    [graph] = graph_dirs()
+    (graph / "model.onnx").write_bytes((graph / "model.onnx").read_bytes())  # same bytes, written again
+    ort(folder)
+    assert len(hashed) == 1
