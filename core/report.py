@@ -247,7 +247,7 @@ def format_finetune_json(result: FinetuneResult) -> str:
 
 
 __all__ = [
-    "CLASSIFY_FORMATS", "CSV_COLUMNS", "UNTRAINED_NOTE", "ModelRow", "encode_output", "format_csv", "format_finetune_json",
-    "format_json", "format_models_json", "format_models_table", "format_summary", "format_table", "model_rows",
-    "terminal_text",
+    "CLASSIFY_FORMATS", "CSV_COLUMNS", "UNTRAINED_NOTE", "ModelRow", "encode_output", "format_csv",
+    "format_finetune_json", "format_json", "format_models_json", "format_models_table", "format_summary",
+    "format_table", "model_rows", "terminal_text",
 ]

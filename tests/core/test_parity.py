@@ -1,4 +1,5 @@
-"""`squeezelens classify --no-fast-decode --no-colour-management --backend torch` against the model card's own snippet."""
+"""`squeezelens classify --no-fast-decode --no-colour-management --backend torch` against the model
+card's own snippet (the seed-parity contract: timm's pixels exactly)."""
 
 from __future__ import annotations
 
