@@ -215,8 +215,9 @@ def format_summary(result: FinetuneResult) -> str:
 
     w = max(len("class"), *(len(n) for n in names))
     out.write(f"{'class':<{w}}  precision  recall  val images\n")
-    for m in result.per_class:
-        out.write(f"{m.name:<{w}}  {m.precision:>9.1%}  {m.recall:>6.1%}  {m.support:>10}\n")
+    for m in result.per_class:  # a class with no validation images has no precision or recall to report
+        precision, recall = (f"{m.precision:.1%}", f"{m.recall:.1%}") if m.support else ("n/a", "n/a")
+        out.write(f"{m.name:<{w}}  {precision:>9}  {recall:>6}  {m.support:>10}\n")
 
     out.write("\nconfusion matrix (rows: true class, columns: predicted)\n")
     short = [n[:10] for n in names]
