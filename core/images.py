@@ -25,6 +25,7 @@ line, ``FILE: warning``, instead of reaching stderr with a library's path in the
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import os
 import threading
@@ -397,6 +398,23 @@ def _upright(img: Image.Image, orientation: int) -> Image.Image:
     return img.transpose(method) if method is not None else img
 
 
+def open_image_bytes(data: bytes, name: str, fast_min_side: int | None = None,
+                     *, colour_manage: bool | None = None) -> Image.Image:
+    """:func:`open_image` for an image file's bytes that came without a file (a ``data:`` URL, a
+    download): the same checks, reasons and result; ``name`` is what errors call it.
+
+    Raises:
+        ImageLoadError: as :func:`open_image`, with ``path`` = ``name``.
+    """
+    manage = colour_management_default() if colour_manage is None else colour_manage
+    with open_checked(name, data) as im:
+        im.seek(0)
+        if fast_min_side and isinstance(im, JpegImagePlugin.JpegImageFile):
+            im.draft("RGB", _draft_size(im.size, fast_min_side))
+        im.load()
+        return _finish(im, manage)
+
+
 def open_image(source: str | os.PathLike[str] | Image.Image, fast_min_side: int | None = None,
                *, colour_manage: bool | None = None) -> Image.Image:
     """Read one image as sRGB ``RGB`` with EXIF orientation applied.
@@ -476,7 +494,7 @@ def _with_debug(reason: str, e: BaseException) -> str:
 
 
 @contextmanager
-def open_checked(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
+def open_checked(path: str | os.PathLike[str], data: bytes | None = None) -> Iterator[Image.Image]:
     """Open an image file lazily, once its header shows a usable picture; the one check for all files.
 
     Before any pixel is decoded: not a folder, not empty, a format of :data:`RASTER_FORMATS` (tried
@@ -486,7 +504,8 @@ def open_checked(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
     and the dataset scan give the same reason for the same file. Warnings go to this file's one line.
 
     Args:
-        path: the image file.
+        path: the image file (with ``data``: only the name errors give).
+        data: the file's bytes, when they did not come from a file (a ``data:`` URL, a download).
 
     Yields:
         The opened, not yet decoded image (Pillow's lazy ``Image.open``), closed after the block.
@@ -498,11 +517,17 @@ def open_checked(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
     fmt: list[str | None] = [None]
     with _warnings_of(name), _errors_as_load_errors_dyn(name, fmt):
         p = Path(path)
-        if p.is_dir():
-            raise ImageLoadError("is a folder, not an image", name)
-        if p.stat().st_size == 0:
-            raise ImageLoadError("empty file", name)
-        with Image.open(p, formats=readable_formats()) as im:
+        if data is not None:
+            if not data:
+                raise ImageLoadError("empty file", name)
+            source: Any = io.BytesIO(data)
+        else:
+            if p.is_dir():
+                raise ImageLoadError("is a folder, not an image", name)
+            if p.stat().st_size == 0:
+                raise ImageLoadError("empty file", name)
+            source = p
+        with Image.open(source, formats=readable_formats()) as im:
             fmt[0] = im.format
             w, h = im.size
             check_size(w, h, name)
@@ -538,5 +563,5 @@ def check_image_header(path: str | os.PathLike[str]) -> None:
 __all__ = [
     "MAX_ASPECT", "MAX_PIXELS", "MAX_SIDE", "RASTER_FORMATS", "check_image_header", "check_size", "display_path",
     "ensure_plugins", "expand_inputs", "image_extensions", "iter_image_files", "open_checked", "open_image",
-    "to_rgb", "walk_extensions",
+    "open_image_bytes", "to_rgb", "walk_extensions",
 ]
