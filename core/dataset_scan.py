@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import DatasetError, DatasetTooLarge, ImageLoadError, ScanCancelled
+from .image_formats import missing_format_hint
 from .images import check_image_header, image_extensions
 
 #: A class with fewer images than this gets a warning (the head will barely learn it).
@@ -245,8 +246,9 @@ def _scan_class_folders(
                 if name.startswith("."):
                     continue
                 p = Path(dirpath) / name
-                if os.path.splitext(name)[1].lower() not in exts:
-                    skipped.append(SkippedFile(p, "not an image file type this app reads"))
+                if os.path.splitext(name)[1].lower() not in exts:  # a photo format nothing here reads is named
+                    hint = missing_format_hint(os.path.splitext(name)[1])
+                    skipped.append(SkippedFile(p, hint or "not an image file type this app reads"))
                     continue
                 if check:
                     try:
