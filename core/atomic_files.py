@@ -36,7 +36,7 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     try:
         # mkstemp itself fails when the folder is missing or read-only: that is a user-facing error too
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
             f.write(text)
         # mkstemp makes the file 0600; an exported CSV should be as readable as any other file
         os.chmod(tmp, _new_file_mode(out))

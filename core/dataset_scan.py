@@ -3,7 +3,11 @@
 Two layouts (timm's ImageFolder form):
 
 - ``DATA_DIR/<class>/**/image`` — one subfolder per class; a stratified validation split is drawn.
-- ``DATA_DIR/train/<class>/...`` and ``DATA_DIR/val/<class>/...`` (or ``validation/``) — as given.
+- ``DATA_DIR/train/<class>/...`` and ``DATA_DIR/val/<class>/...`` — as given. The split folder names
+  are timm's (``timm.data.readers.reader_image_folder``'s ``_TRAIN_SYNONYM``/``_EVAL_SYNONYM``):
+  ``train`` or ``training``; ``val``, ``validation``, ``valid``, ``eval`` or ``evaluation``; and
+  ``test`` as the held-out split when there is no validation folder (CIFAR-style downloads). The
+  scan says which folders it used (:attr:`DatasetScan.splits`).
 
 The scan reads each file's header only, with the image loader's own check
 (:func:`~squeezelens.core.images.check_image_header`: format allow-list, size guard, PNG checksums)
@@ -24,13 +28,16 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import DatasetError, DatasetTooLarge, ImageLoadError, ScanCancelled
+from .image_formats import missing_format_hint
 from .images import check_image_header, image_extensions
 
 #: A class with fewer images than this gets a warning (the head will barely learn it).
 FEW_IMAGES = 5
 DEFAULT_VAL_SPLIT = 0.2
 DEFAULT_SEED = 0
-VAL_FOLDER_NAMES = ("val", "validation", "valid")
+#: Split folder names, in the order they are looked for (timm's synonyms; ``test`` last: held out).
+TRAIN_FOLDER_NAMES = ("train", "training")
+VAL_FOLDER_NAMES = ("val", "validation", "valid", "eval", "evaluation", "test")
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,7 @@ class DatasetScan:
     warnings: list[str] = field(default_factory=list)
     val_split: float | None = None  # the fraction drawn, or None when val/ was given
     seed: int = DEFAULT_SEED
+    splits: tuple[str, str] | None = None  # (training folder, validation folder) names when given as folders
 
     @property
     def num_classes(self) -> int:
@@ -95,7 +103,9 @@ class DatasetScan:
         lines = [
             f"{self.root}: {self.num_classes} classes, {len(self.train)} training and "
             f"{len(self.val)} validation images"
-            + (f" ({self.val_split:.0%} split, seed {self.seed})" if self.val_split is not None else " (val/ folder)")
+            + (f" ({self.val_split:.0%} split, seed {self.seed})" if self.val_split is not None
+               else f" ({self.splits[0] if self.splits else 'train'}/ for training, "
+                    f"{self.splits[1] if self.splits else 'val'}/ held out for validation)")
         ]
         for c in self.counts():
             lines.append(f"  {c.name}: {c.train} train, {c.val} val")
@@ -139,9 +149,10 @@ def scan_dataset(
         raise DatasetError(f"validation split must be between 0 and 1 (exclusive), not {val_split}")
 
     budget = _Budget(path, cancel, max_entries)
+    train_dir = next((path / n for n in TRAIN_FOLDER_NAMES if (path / n).is_dir()), None)
     val_dir = next((path / n for n in VAL_FOLDER_NAMES if (path / n).is_dir()), None)
-    if (path / "train").is_dir() and val_dir is not None:
-        return _scan_train_val(path, path / "train", val_dir, seed, check_images, budget)
+    if train_dir is not None and val_dir is not None:
+        return _scan_train_val(path, train_dir, val_dir, seed, check_images, budget)
 
     skipped: list[SkippedFile] = []
     notes: list[str] = []
@@ -175,8 +186,9 @@ def _scan_train_val(
     val: list[Sample] = []
     for name, files in per_val.items():
         if name not in index:
-            notes.append(f"{val_dir.name}/{name} is not a class in train/; its {len(files)} image(s) are left out")
-            skipped += [SkippedFile(p, f"class '{name}' is not in train/") for p in files]
+            notes.append(f"{val_dir.name}/{name} is not a class in {train_dir.name}/; "
+                         f"its {len(files)} image(s) are left out")
+            skipped += [SkippedFile(p, f"class '{name}' is not in {train_dir.name}/") for p in files]
             continue
         val += [Sample(p, index[name]) for p in files]
     missing = [n for n in names if not per_val.get(n)]
@@ -187,7 +199,8 @@ def _scan_train_val(
     train = [Sample(p, index[n]) for n in names for p in per_train[n]]
     val.sort(key=lambda s: (s.label, s.path))
     _warn_small(names, per_train, notes)
-    return DatasetScan(root, "train_val", names, train, val, skipped, notes, None, seed)
+    return DatasetScan(root, "train_val", names, train, val, skipped, notes, None, seed,
+                       splits=(train_dir.name, val_dir.name))
 
 
 class _Budget:
@@ -233,8 +246,9 @@ def _scan_class_folders(
                 if name.startswith("."):
                     continue
                 p = Path(dirpath) / name
-                if os.path.splitext(name)[1].lower() not in exts:
-                    skipped.append(SkippedFile(p, "not an image file type this app reads"))
+                if os.path.splitext(name)[1].lower() not in exts:  # a photo format nothing here reads is named
+                    hint = missing_format_hint(os.path.splitext(name)[1])
+                    skipped.append(SkippedFile(p, hint or "not an image file type this app reads"))
                     continue
                 if check:
                     try:

@@ -63,6 +63,10 @@ class Classifier:
         >>> clf.close()  # at the end: waits for a background ONNX export still running
     """
 
+    #: Convert embedded ICC colour profiles to sRGB (:mod:`.colour`); None follows the environment
+    #: (``SQUEEZELENS_COLOUR_MANAGEMENT``, on by default); False gives timm's own pixels exactly.
+    colour_manage: bool | None = None
+
     def __init__(
         self,
         loaded: LoadedModel,
@@ -375,7 +379,7 @@ class Classifier:
         """
         if isinstance(source, ImageLoadError):
             raise source
-        img = open_image(source, self._fast_min_side if self.fast_decode else None)
+        img = open_image(source, self._fast_min_side if self.fast_decode else None, colour_manage=self.colour_manage)
         return self._transform(img)
 
     def classify(

@@ -21,6 +21,31 @@ if TYPE_CHECKING:
     from .finetune import FinetuneResult
 
 UNTRAINED_NOTE = "UNTRAINED: no pretrained weights were found, so these predictions come from a random network"
+
+
+def terminal_text(text: str) -> str:
+    """``text`` for a terminal: file-name bytes that are not UTF-8 (surrogates from ``os.fsdecode``)
+    shown escaped as ``\\xe9``, the rest unchanged."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def encode_output(text: str, encoding: str | None, terminal: bool) -> bytes:
+    """Bytes of a command's output: on a terminal, non-UTF-8 name bytes escaped (:func:`terminal_text`);
+    into a file or a pipe, the names' own bytes back (``surrogateescape``), so a CSV or JSON row
+    names the file that exists. Characters the encoding lacks become ``?`` rather than an error."""
+    enc = encoding or "utf-8"
+    if terminal:
+        return terminal_text(text).encode(enc, "replace")
+    try:
+        return text.encode(enc, "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+
+
 #: The columns of :func:`format_csv`, in order.
 CSV_COLUMNS = ("path", "model", "untrained", "rank", "index", "label", "prob", "error")
 
@@ -190,8 +215,9 @@ def format_summary(result: FinetuneResult) -> str:
 
     w = max(len("class"), *(len(n) for n in names))
     out.write(f"{'class':<{w}}  precision  recall  val images\n")
-    for m in result.per_class:
-        out.write(f"{m.name:<{w}}  {m.precision:>9.1%}  {m.recall:>6.1%}  {m.support:>10}\n")
+    for m in result.per_class:  # a class with no validation images has no precision or recall to report
+        precision, recall = (f"{m.precision:.1%}", f"{m.recall:.1%}") if m.support else ("n/a", "n/a")
+        out.write(f"{m.name:<{w}}  {precision:>9}  {recall:>6}  {m.support:>10}\n")
 
     out.write("\nconfusion matrix (rows: true class, columns: predicted)\n")
     short = [n[:10] for n in names]
@@ -222,6 +248,7 @@ def format_finetune_json(result: FinetuneResult) -> str:
 
 
 __all__ = [
-    "CLASSIFY_FORMATS", "CSV_COLUMNS", "UNTRAINED_NOTE", "ModelRow", "format_csv", "format_finetune_json",
-    "format_json", "format_models_json", "format_models_table", "format_summary", "format_table", "model_rows",
+    "CLASSIFY_FORMATS", "CSV_COLUMNS", "UNTRAINED_NOTE", "ModelRow", "encode_output", "format_csv",
+    "format_finetune_json", "format_json", "format_models_json", "format_models_table", "format_summary",
+    "format_table", "model_rows", "terminal_text",
 ]

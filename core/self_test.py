@@ -78,8 +78,41 @@ def check_classify() -> str:
             f"[{weights}]")
 
 
+def check_photo_formats() -> str:
+    """HEIC (pillow-heif) and AVIF (Pillow) round-trips through the loader, and LittleCMS for colour
+    profiles: the plugins a bundle most easily leaves out (issue 13)."""
+    import io
+
+    from PIL import Image
+
+    from .image_formats import format_support
+    from .images import open_image
+
+    support = format_support()
+    missing = [f"{fmt} ({hint})" for fmt, hint in (("HEIC", "pillow-heif is missing: pip install pillow-heif"),
+                                                    ("AVIF", "this Pillow has no AVIF plugin: pillow>=11.3"))
+               if not support[fmt]]
+    if missing:
+        raise SelfTestFailure("cannot read " + ", ".join(missing))
+    picture = Image.new("RGB", (32, 32), (200, 40, 40))
+    for fmt in ("HEIF", "AVIF"):
+        buf = io.BytesIO()
+        picture.save(buf, fmt, quality=90)
+        with Image.open(io.BytesIO(buf.getvalue())) as im:
+            pixel = open_image(im).getpixel((16, 16))
+        red = pixel[0] if isinstance(pixel, tuple) else -1
+        if abs(red - 200) > 16:
+            raise SelfTestFailure(f"a {fmt} image decoded with the wrong colours (red {red}, not 200)")
+    from PIL import features
+
+    if not features.check("littlecms2"):
+        raise SelfTestFailure("this Pillow has no LittleCMS: colour profiles cannot be converted")
+    return f"HEIC and AVIF read; colour profiles converted with LittleCMS {features.version('littlecms2')}"
+
+
 def core_checks() -> list[Check]:
-    return [("sample image", check_sample_image), ("class names", check_class_names), ("classify", check_classify)]
+    return [("sample image", check_sample_image), ("class names", check_class_names),
+            ("photo formats", check_photo_formats), ("classify", check_classify)]
 
 
 def run(extra_checks: Sequence[Check] = (), out: TextIO | None = None) -> int:

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from squeezelens.core.atomic_files import write_text_atomic
 from squeezelens.core.class_folders import CopyReport, copy_into_class_folders
 from squeezelens.core.errors import SqueezeLensError
-from squeezelens.core.report import format_csv
+from squeezelens.core.report import format_csv, terminal_text
 
 from .tasks import Task, TaskContext, start_task
 
@@ -91,18 +91,18 @@ class BatchTableModel(QAbstractTableModel):
         row, col = index.row(), index.column()
         src, pred = self.sources[row], self.preds[row]
         if role == Qt.ItemDataRole.ToolTipRole:
-            return pred.error if pred is not None and not pred.ok else src
+            return terminal_text(pred.error if pred is not None and not pred.ok else src)  # non-UTF-8 names escaped
         if role == Qt.ItemDataRole.TextAlignmentRole and col == 2:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role not in (Qt.ItemDataRole.DisplayRole, SORT_ROLE):
             return None
         sorting = role == SORT_ROLE
         if col == 0:
-            return self.names[row]
+            return terminal_text(self.names[row])
         if pred is None:
             return (-1.0 if col == 2 else "") if sorting else ("..." if col == 1 else "")
         if not pred.ok:  # sorted after every label
-            return {1: "\uffff" if sorting else "error", 2: -1.0 if sorting else "", 3: pred.error}[col]
+            return {1: "\uffff" if sorting else "error", 2: -1.0 if sorting else "", 3: terminal_text(pred.error)}[col]
         top = pred.top[0]
         if col == 1:
             return top.label + (" (untrained)" if pred.untrained and not sorting else "")
@@ -129,7 +129,7 @@ class BatchWindow(QWidget):
     """A separate window per batch; closing it cancels the batch if it is still running."""
 
     cancelRequested = Signal(int)  # req
-    openImage = Signal(str)  # double-clicked row
+    openImage = Signal(object)  # double-clicked row's path (a str, kept whole: non-UTF-8 names do not survive QString)
 
     def __init__(self, req: int, parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Window)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QSize, Qt, QThreadPool, Signal
-from PySide6.QtGui import QColor, QImage, QImageReader
+from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
+from PySide6.QtGui import QColor, QImage
 
 #: Longest side decoded for display: sharp on a 4K screen, and JPEGs decode at reduced scale.
 DISPLAY_MAX_SIDE = 2560
@@ -11,16 +11,20 @@ THUMB_SIDE = 96
 
 
 def read_for_display(path: str, max_side: int = DISPLAY_MAX_SIDE) -> QImage:
-    """The image at ``path``, EXIF orientation applied, no larger than ``max_side``; raises OSError."""
-    reader = QImageReader(path)
-    reader.setAutoTransform(True)  # EXIF orientation, as core applies for classification
-    size = reader.size()
-    if size.isValid() and max(size.width(), size.height()) > max_side:
-        reader.setScaledSize(size.scaled(QSize(max_side, max_side), Qt.AspectRatioMode.KeepAspectRatio))
-    image = reader.read()
-    if image.isNull():
-        raise OSError(reader.errorString() or "cannot decode the image")
-    return image
+    """The image at ``path`` as core reads it for classification (EXIF orientation, colour profile to
+    sRGB, HEIC, every mode, non-UTF-8 names), no larger than ``max_side``; raises OSError with core's
+    plain reason."""
+    from squeezelens.core.errors import ImageLoadError
+    from squeezelens.core.images import open_image
+
+    try:
+        img = open_image(path, fast_min_side=max_side // 2)  # JPEGs decode at reduced scale when large
+    except ImageLoadError as e:
+        raise OSError(e.reason) from e
+    if max(img.size) > max_side:
+        img.thumbnail((max_side, max_side))
+    data = img.tobytes()
+    return QImage(data, img.width, img.height, img.width * 3, QImage.Format.Format_RGB888).copy()
 
 
 def thumbnail(image: QImage, side: int = THUMB_SIDE) -> QImage:

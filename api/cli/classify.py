@@ -35,6 +35,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     c.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     c.add_argument("--no-fast-decode", action="store_true",
                    help="decode JPEGs at full size: exactly timm's eval pipeline (slower on large photos)")
+    c.add_argument("--no-colour-management", action="store_true",
+                   help="use the pixels as stored, ignoring embedded colour profiles (timm's own pipeline)")
     c.add_argument("--offline", action="store_true", help="never try to download weights")
     return c
 
@@ -69,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         cancel.set()
         raise
+    if args.no_colour_management:
+        clf.colour_manage = False
     if clf.untrained:
         why = f" ({clf.loaded.untrained_reason})" if clf.loaded.untrained_reason else ""
         print(f"squeezelens: warning: {clf.name} has no weights{why}; running untrained", file=sys.stderr)

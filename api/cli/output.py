@@ -8,6 +8,7 @@ from pathlib import Path
 
 from squeezelens.core.atomic_files import write_text_atomic
 from squeezelens.core.errors import OutputError, UsageError
+from squeezelens.core.report import encode_output
 
 
 def check_output_file(out: Path, option: str = "--output") -> None:
@@ -36,7 +37,11 @@ def write_output(text: str, output: str | None) -> None:
         write_text_atomic(output, text)
         return
     try:
-        sys.stdout.write(text)
+        try:
+            sys.stdout.write(text)
+        except UnicodeEncodeError:  # file names with non-UTF-8 bytes (issue 13): escaped on a terminal, kept in a pipe
+            sys.stdout.flush()
+            sys.stdout.buffer.write(encode_output(text, sys.stdout.encoding, sys.stdout.isatty()))
         sys.stdout.flush()
     except BrokenPipeError:
         raise

@@ -36,7 +36,7 @@ def test_json_mixed_folder_exit_1(capsys, mixed_dir: Path, confident_weights: Pa
     data = json.loads(out)
     assert [Path(r["path"]).name for r in data] == ["a_broken.jpg", "cat.jpg", "z_coffee.png"]
     assert "error" in data[0] and "top" not in data[0]
-    assert "broken" in data[0]["error"]
+    assert "damaged" in data[0]["error"]
     for r in data[1:]:
         assert r["model"] == "seresnext26d_32x4d"
         assert r["untrained"] is False

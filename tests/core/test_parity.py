@@ -1,4 +1,5 @@
-"""`squeezelens classify --no-fast-decode --backend torch` against the model card's own snippet."""
+"""`squeezelens classify --no-fast-decode --no-colour-management --backend torch` against the model
+card's own snippet (the seed-parity contract: timm's pixels exactly)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_cli_matches_seed_snippet(confident_weights: Path, photo_dir: Path, odd_images: Path) -> None:
     proc = run_cli("classify", str(photo_dir), str(odd_images), "--weights", str(confident_weights),
-                   "--no-fast-decode", "--backend", "torch", "--device", "cpu", "--format", "json")
+                   "--no-fast-decode", "--no-colour-management", "--backend", "torch", "--device", "cpu",
+                   "--format", "json")
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout)
     paths = [Path(r["path"]) for r in results]

@@ -211,3 +211,62 @@ def test_classify_path(files: dict[str, Path]) -> None:
     assert classify_path(files["missing"]) == "gone.png: file not found"
     assert classify_path(files["text"]) == "notes.txt is not an image SqueezeLens can read"
     assert classify_path(Path("/" + "y" * 5000)) is not None  # no OSError escapes
+
+
+# -- issue 13: data: URLs and file names that are not UTF-8, through real QMimeData ------------------
+def png_data_url(size: tuple[int, int] = (6, 4), colour: tuple[int, int, int] = (0, 0, 255)) -> str:
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def test_data_url_drop_gives_the_pixels() -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl(png_data_url())])
+    assert can_accept(mime)
+    content = read_mime(mime)
+    assert content.rejected == [] and content.paths == []
+    assert content.image is not None and (content.image.width(), content.image.height()) == (6, 4)
+    assert content.image.pixelColor(1, 1) == QColor(0, 0, 255)
+
+
+def test_data_url_paste_as_text() -> None:
+    mime = QMimeData()
+    mime.setText(png_data_url((3, 5), (10, 200, 10)))
+    content = read_mime(mime)
+    assert content.image is not None and content.image.pixelColor(0, 0) == QColor(10, 200, 10)
+
+
+def test_data_url_with_a_bomb_or_garbage_is_refused() -> None:
+    import base64
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)) + \
+        chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    for payload, why in ((base64.b64encode(bomb), "image too large"), (b"bm90IGFuIGltYWdl", "not an image")):
+        mime = QMimeData()
+        mime.setUrls([QUrl("data:image/png;base64," + payload.decode())])
+        content = read_mime(mime)
+        assert content.image is None and len(content.rejected) == 1 and why in content.rejected[0]
+
+
+def test_latin1_file_url_keeps_the_names_bytes(tmp_path: Path) -> None:
+    import os
+
+    raw = os.fsencode(str(tmp_path)) + b"/caf\xe9.png"
+    Image.new("RGB", (4, 4)).save(os.fsdecode(raw))
+    mime = QMimeData()
+    mime.setData("text/uri-list", b"file://" + raw.replace(b"\xe9", b"%E9") + b"\r\n")
+    content = read_mime(mime)
+    assert content.rejected == []
+    assert [os.fsencode(p) for p in content.paths] == [raw]
+    pasted = QMimeData()
+    pasted.setText("file://" + os.fsdecode(raw).replace("\udce9", "%E9"))
+    assert [os.fsencode(p) for p in read_mime(pasted).paths] == [raw]

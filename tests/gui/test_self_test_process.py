@@ -28,14 +28,15 @@ def test_self_test_passes_offscreen(onnx_cache: str) -> None:
     assert "(from source;" in out.splitlines()[0]
     assert "(451x300 JPEG)" in out and "1000 ImageNet classes from timm (#281 = 'tabby'" in out
     assert "  ok    classify: seresnext26d_32x4d on " in out
-    for name in ("sample image", "class names", "classify", "Qt platform plugin", "Qt image formats",
+    for name in ("sample image", "class names", "photo formats", "classify", "Qt platform plugin", "Qt image formats",
                  "Qt multimedia backend", "Qt charts"):
         assert f"  ok    {name}: " in out, name
     assert "Qt started on 'offscreen'" in out
     assert "jpeg, png, gif, webp, tiff, bmp, svg readable" in out
     assert "mediaplugin" in out  # the backend's plugin file is named (ffmpeg on Linux)
+    assert "HEIC and AVIF read; colour profiles converted with LittleCMS" in out
     assert "UNTRAINED" in out
-    assert out.rstrip().endswith("self-test passed (7 checks)")
+    assert out.rstrip().endswith("self-test passed (8 checks)")
     assert "Traceback" not in proc.stderr
 
 
@@ -56,7 +57,7 @@ def test_missing_platform_plugin_is_reported_not_fatal(onnx_cache: str) -> None:
     assert "libqoffscreen" in out  # and it lists what is there
     assert "  FAIL  Qt multimedia backend: not checked: Qt did not start" in out
     assert "  ok    classify: " in out  # the model side still ran
-    assert "self-test FAILED: 4 of 7 checks: Qt platform plugin, Qt image formats, Qt multimedia backend" in out
+    assert "self-test FAILED: 4 of 8 checks: Qt platform plugin, Qt image formats, Qt multimedia backend" in out
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
@@ -85,7 +86,7 @@ def test_unreachable_display_is_a_fail_line_not_an_abort(onnx_cache: str) -> Non
     assert line.endswith("the other Qt checks run offscreen")
     for name in ("Qt image formats", "Qt multimedia backend", "Qt charts", "classify"):
         assert f"  ok    {name}: " in out, name
-    assert out.rstrip().endswith("self-test FAILED: 1 of 7 checks: Qt platform plugin")
+    assert out.rstrip().endswith("self-test FAILED: 1 of 8 checks: Qt platform plugin")
     assert "Traceback" not in proc.stdout + proc.stderr
 
 

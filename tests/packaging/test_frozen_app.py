@@ -57,11 +57,12 @@ def test_frozen_self_test_passes_headless(exe: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "squeezelens self-test (frozen app;" in out
-    for name in ("sample image", "class names", "classify", "Qt platform plugin", "Qt image formats",
+    for name in ("sample image", "class names", "photo formats", "classify", "Qt platform plugin", "Qt image formats",
                  "Qt multimedia backend", "Qt charts"):
         assert f"  ok    {name}: " in out, name
     assert "libqxcb.so loads (no display, so not connected" in out
     assert "libffmpegmediaplugin.so loaded" in out
+    assert "HEIC and AVIF read; colour profiles converted with LittleCMS" in out
     assert "UNTRAINED" in out  # no weights bundled in this build
     assert "Traceback" not in proc.stderr
 
