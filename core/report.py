@@ -23,6 +23,19 @@ if TYPE_CHECKING:
 UNTRAINED_NOTE = "UNTRAINED: no pretrained weights were found, so these predictions come from a random network"
 #: The columns of :func:`format_csv`, in order.
 CSV_COLUMNS = ("path", "model", "untrained", "rank", "index", "label", "prob", "error")
+#: :data:`CSV_COLUMNS` plus ``unknown``: the columns when an unknown threshold is in force (core/unknown.py).
+CSV_COLUMNS_UNKNOWN = (*CSV_COLUMNS, "unknown")
+
+
+def unknown_verdict(r: Prediction) -> str | None:
+    """``Unknown — none of your classes (closest: X, 41%)`` for a prediction flagged unknown, else None.
+
+    The one wording the table, the GUI's results panel, the live camera and the batch window share.
+    """
+    if not r.unknown or not r.top:
+        return None
+    t = r.top[0]
+    return f"Unknown \u2014 none of your classes (closest: {t.label}, {t.prob:.0%})"
 
 
 def format_table(results: Sequence[Prediction], untrained: bool) -> str:
@@ -46,6 +59,9 @@ def format_table(results: Sequence[Prediction], untrained: bool) -> str:
             continue
         flag = "  [untrained]" if r.untrained else ""
         out.write(f"{r.source}{flag}  ({r.load_ms + r.infer_ms:.0f} ms)\n")
+        verdict = unknown_verdict(r)
+        if verdict is not None:
+            out.write(f"  {verdict}\n")
         width = max(len(t.label) for t in r.top)
         for rank, t in enumerate(r.top, 1):
             out.write(f"  {rank}. {t.label:<{width}}  {t.prob * 100:6.2f}%  (#{t.index})\n")
@@ -64,17 +80,22 @@ def format_csv(results: Sequence[Prediction], untrained: bool) -> str:
     Returns:
         ``\\n``-terminated rows: ``untrained`` as ``true``/``false``, ``rank`` from 1, ``index`` the
         class index, ``prob`` the softmax probability (0..1) with 8 decimals; a failed input has
-        empty rank/index/label/prob and its error as ``PATH: REASON``.
+        empty rank/index/label/prob and its error as ``PATH: REASON``. When any prediction has an
+        unknown verdict (a threshold is in force) a last column ``unknown`` (:data:`CSV_COLUMNS_UNKNOWN`)
+        says ``true``/``false`` on every row of that input (empty for a failed input).
     """
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+    with_unknown = any(r.unknown is not None for r in results)
+    w.writerow(CSV_COLUMNS_UNKNOWN if with_unknown else CSV_COLUMNS)
     for r in results:
+        extra = [("" if r.unknown is None else str(r.unknown).lower())] if with_unknown else []
         if not r.ok:
-            w.writerow([r.source, r.model, str(r.untrained).lower(), "", "", "", "", r.error])
+            w.writerow([r.source, r.model, str(r.untrained).lower(), "", "", "", "", r.error, *extra])
             continue
         for rank, t in enumerate(r.top, 1):
-            w.writerow([r.source, r.model, str(r.untrained).lower(), rank, t.index, t.label, f"{t.prob:.8f}", ""])
+            w.writerow([r.source, r.model, str(r.untrained).lower(), rank, t.index, t.label, f"{t.prob:.8f}", "",
+                        *extra])
     return out.getvalue()
 
 
@@ -222,6 +243,8 @@ def format_finetune_json(result: FinetuneResult) -> str:
 
 
 __all__ = [
-    "CLASSIFY_FORMATS", "CSV_COLUMNS", "UNTRAINED_NOTE", "ModelRow", "format_csv", "format_finetune_json",
+    "CLASSIFY_FORMATS", "CSV_COLUMNS", "CSV_COLUMNS_UNKNOWN", "UNTRAINED_NOTE", "ModelRow", "format_csv",
+    "format_finetune_json",
     "format_json", "format_models_json", "format_models_table", "format_summary", "format_table", "model_rows",
+    "unknown_verdict",
 ]

@@ -127,6 +127,7 @@ def finetune(
         "data_dir": str(Path(cfg.data_dir).resolve()), "best_epoch": outcome.best_epoch,
         "val_accuracy": val_acc, "train_images": len(scan.train), "val_images": len(scan.val),
     }}
+    extra.update(unknown_config(preds, run))
     save_model(model, cfg.output_dir, scan.class_names, extra_config=extra)
     if outcome.checkpoint is not None:
         shutil.rmtree(outcome.checkpoint.parent, ignore_errors=True)
@@ -143,6 +144,21 @@ def finetune(
         input_size=(int(c), int(h), int(w)), device=device,
         cache_hits=outcome.cache_hits, cache_misses=outcome.cache_misses, timings=run.timings,
     )
+
+
+def unknown_config(preds: list[ValPrediction], run: RunState | None = None) -> dict[str, Any]:
+    """``{"squeezelens_unknown": {...}}``: the unknown threshold calibrated on the validation predictions
+    (:func:`squeezelens.core.unknown.calibrate`), or ``{}`` (with a warning) when none was correct."""
+    from ..errors import UsageError
+    from ..unknown import CONFIG_KEY, calibrate
+
+    try:
+        cal = calibrate([p.confidence for p in preds], [p.correct for p in preds])
+    except UsageError:
+        if run is not None:
+            run.warn("no correct validation prediction: the model is saved without an unknown threshold")
+        return {}
+    return {CONFIG_KEY: cal.to_config()}
 
 
 def _scan(run: RunState) -> DatasetScan:
