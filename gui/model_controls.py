@@ -102,6 +102,8 @@ class ModelControls(_Base):
                 self.status_label.setToolTip(state.untrained_reason)
         self.status_label.setText(text)
         self.results.set_untrained(short_name(state.name) if state.untrained else None)
+        if hasattr(self, "unknown_control"):
+            self.unknown_control.set_model(state.unknown_calibrated, state.unknown_threshold)
         if state.notice:
             self.show_notice(state.notice)
         if (self.current is not None and self.current.prediction is None and not self._pending
