@@ -205,6 +205,13 @@ def format_summary(result: FinetuneResult) -> str:
     n_val = sum(sum(r) for r in result.confusion)
     n_ok = sum(result.confusion[i][i] for i in range(len(names)))
     out.write(f"validation accuracy: {result.val_accuracy:.1%} ({n_ok}/{n_val})\n")
+    if result.version is not None:
+        line = f"version: v{result.version} (current)"
+        if result.previous_version is not None:
+            acc = "?" if result.previous_val_accuracy is None else f"{result.previous_val_accuracy:.1%}"
+            line += (f"; previous v{result.previous_version}: {acc} validation accuracy "
+                     f"(`squeezelens versions {result.output_dir} --rollback {result.previous_version}` restores it)")
+        out.write(line + "\n")
     if result.mode == "quick":
         out.write(f"feature cache: {result.cache_hits} reused, {result.cache_misses} extracted\n")
     out.write("\n")

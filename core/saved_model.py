@@ -55,9 +55,13 @@ def _swap_into_place(new: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
         out.rename(old)
     try:
+        if old is not None and (old / "versions").is_dir():  # issue 16's earlier versions: kept (15 hardens this)
+            (old / "versions").rename(new / "versions")
         new.rename(out)
     except BaseException:
         if old is not None:
+            if (new / "versions").is_dir() and not (old / "versions").exists():
+                (new / "versions").rename(old / "versions")
             old.rename(out)  # put the previous model back
         raise
     if old is not None:
