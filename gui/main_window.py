@@ -470,6 +470,9 @@ class MainWindow(ModelControls, QMainWindow):
         if self.finetune_window is not None:
             self.finetune_window.hide()
             self.finetune_window.shutdown(_ms_left(deadline))
+        if getattr(self, "review_window", None) is not None:
+            self.review_window.hide()
+            self.review_window.wait(_ms_left(deadline))
         self.client.shutdown(_ms_left(deadline))
         self.loader.wait(_ms_left(deadline))
         for window in windows:

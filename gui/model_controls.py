@@ -74,6 +74,20 @@ class ModelControls(_Base):
         self.finetune_window.raise_()
         self.finetune_window.activateWindow()
 
+    def open_review(self, folder: str = "") -> None:
+        """Show the review queue (issue 16): suspicious labels of a dataset folder; Retrain opens Finetune on it."""
+        if getattr(self, "review_window", None) is None:
+            from .review_window import ReviewWindow
+
+            self.review_window = ReviewWindow(folder, device=self.settings.device, parent=self)
+            self.review_window.retrainRequested.connect(self._retrain_folder)
+        self.review_window.show()
+        self.review_window.raise_()
+
+    def _retrain_folder(self, folder: str) -> None:
+        self.open_finetune()
+        self.finetune_window.form.set_data_folder(folder)
+
     def _on_download_progress(self, done: int, total: int | None) -> None:
         self.download_bar.show()
         self.download_cancel.show()
