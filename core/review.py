@@ -182,7 +182,7 @@ def confident_learning(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
             thresholds[j] = probs[rows, j].mean()
     above = probs >= thresholds[None, :]
     above[np.arange(n), labels] = False
-    return above.any(axis=1), thresholds
+    return np.asarray(above.any(axis=1)), thresholds
 
 
 def rank_suspects(paths: list[Path], labels: np.ndarray, probs: np.ndarray, class_names: list[str]) -> list[Suspect]:

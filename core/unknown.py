@@ -163,13 +163,12 @@ def resolve_threshold(setting: ThresholdSetting | str, calibration: UnknownCalib
     """
     if setting is None:
         return None if calibration is None else calibration.threshold
-    if isinstance(setting, str):
-        setting = parse_threshold(setting)
-        if setting == "off":
-            return None
-    if not 0.0 <= float(setting) <= 1.0:
-        raise UsageError(f"unknown threshold must be in 0..1, not {setting}")
-    return float(setting)
+    value = parse_threshold(setting) if isinstance(setting, str) else setting
+    if value is None or value == "off":
+        return None
+    if not 0.0 <= float(value) <= 1.0:
+        raise UsageError(f"unknown threshold must be in 0..1, not {value}")
+    return float(value)
 
 
 def is_unknown(top1_prob: float, threshold: float | None) -> bool | None:

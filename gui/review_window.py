@@ -85,6 +85,7 @@ class ReviewWindow(QWidget):
         self.move_button.clicked.connect(lambda: self.move_selected(None))
         self.class_box = QComboBox()
         self.class_box.setToolTip("Move the selected image to this class")
+        self.class_box.setMinimumContentsLength(14)
         self.class_box.activated.connect(lambda _i: self.move_selected(self.class_box.currentText()))
         self.remove_button = QPushButton("Remove from dataset (Del)")
         self.remove_button.setToolTip("Moves the file to the dataset's .squeezelens-trash folder; Undo puts it back")
