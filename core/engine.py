@@ -37,6 +37,7 @@ from .predictions import Prediction, TopClass
 from .preprocess import fast_decode_min_side
 from .runners import OrtRunner, Runner, TorchRunner, onnxruntime_available, ort_has_cuda
 from .state_digest import state_digest
+from .unknown import ThresholdSetting, UnknownCalibration, is_unknown, read_calibration, resolve_threshold
 from .weights import ProgressFn
 
 if TYPE_CHECKING:
@@ -96,6 +97,10 @@ class Classifier:
         self.export_seconds = 0.0
         #: One line on how the backend was chosen (e.g. why ONNX Runtime is not in use), for a status bar.
         self.backend_note = f"{self._runner.kind} on {self._runner.device}"
+        #: The unknown-verdict calibration saved with the model (core/unknown.py); None for ImageNet models.
+        self.unknown_calibration: UnknownCalibration | None = None
+        #: The threshold in force on the top-1 probability (0..1), or None: no unknown verdict.
+        self.unknown_threshold: float | None = None
 
     @classmethod
     def load(
@@ -110,6 +115,7 @@ class Classifier:
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
         export: ExportMode = "background",
+        unknown_threshold: ThresholdSetting | str = None,
     ) -> Classifier:
         """Load ``model`` (name or saved-model folder; default seresnext26d_32x4d) with weights resolved as
         documented: ``weights`` file or folder > Hugging Face cache > download > none (untrained).
@@ -123,6 +129,10 @@ class Classifier:
                 ``background`` serves with torch at once and switches to ONNX Runtime when the
                 export is ready (:meth:`close` waits for that thread); ``wait`` exports first. An
                 explicit ``onnxruntime`` always waits.
+            unknown_threshold: None uses the threshold calibrated when the model was finetuned (its
+                ``config.json``'s ``squeezelens_unknown``; ImageNet models have none); a number in 0..1
+                sets one on the top-1 probability; ``"off"`` disables the verdict
+                (:meth:`set_unknown_threshold`).
 
         Raises:
             UsageError: an unknown or absent device or backend (ONNX Runtime without CUDA support for
@@ -137,6 +147,31 @@ class Classifier:
             raise UsageError(f"unknown device '{device}'; choose one of {', '.join(DEVICES)}")
         if export not in EXPORT_MODES:
             raise UsageError("export must be 'background' or 'wait'")
+        calibration = read_calibration(model) if model is not None else None
+        threshold = resolve_threshold(unknown_threshold, calibration)
+        clf = cls._load(model, weights, device, backend, fast_decode, allow_download, progress, cancel, export)
+        clf.unknown_calibration, clf.unknown_threshold = calibration, threshold
+        return clf
+
+    def set_unknown_threshold(self, setting: ThresholdSetting | str) -> float | None:
+        """Change the unknown threshold: None = the model's calibrated one, a number in 0..1, or ``"off"``.
+
+        Returns:
+            The threshold now in force (None: no unknown verdict).
+
+        Raises:
+            UsageError: a number outside 0..1 or a string other than ``off``.
+        """
+        self.unknown_threshold = resolve_threshold(setting, self.unknown_calibration)
+        return self.unknown_threshold
+
+    @classmethod
+    def _load(
+        cls, model: str | None, weights: str | os.PathLike[str] | None, device: str, backend: str,
+        fast_decode: bool, allow_download: bool, progress: ProgressFn | None, cancel: threading.Event | None,
+        export: ExportMode,
+    ) -> Classifier:
+        """:meth:`load` after its checks, without the unknown threshold."""
         if backend == "onnxruntime" and device == "mps":
             raise UsageError("ONNX Runtime does not run on mps here; use --backend torch or --device cpu")
         fast = cls._load_cached_graph(model, weights, device, backend, fast_decode, allow_download, progress, cancel)
@@ -426,8 +461,10 @@ class Classifier:
 
         def infer(items: list[tuple[ImageInput, Item, float]]) -> list[Prediction]:
             preds = self._forward([x for _, x, _ in items], k)
+            threshold = self.unknown_threshold
             for pred, (src, _, load_ms) in zip(preds, items):
                 pred.source, pred.load_ms = _describe(src), load_ms
+                pred.unknown = is_unknown(pred.top[0].prob, threshold)
             return preds
 
         def failed(src: ImageInput, e: BaseException) -> Prediction:

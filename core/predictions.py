@@ -32,20 +32,27 @@ class Prediction:
     infer_ms: float = 0.0  # this input's share of its batch's forward pass
     # last, so code that builds a Prediction by position keeps working
     error_reason: str | None = None  # the error without the path, for views that show the path apart
+    # None: no unknown threshold in force (an ImageNet model, or "off"); True: the top-1 probability
+    # is below the threshold, i.e. none of the model's classes (core/unknown.py)
+    unknown: bool | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of one input: path, model, untrained, top (index, label, prob) and time_ms (load,
-        inference); or path, model, untrained, error."""
+        """The JSON object of one input: path, model, untrained, top (index, label, prob), time_ms (load,
+        inference), and ``unknown`` (true/false) only when an unknown threshold is in force; or path, model,
+        untrained, error."""
         if self.error is not None:
             return {"path": self.source, "model": self.model, "untrained": self.untrained, "error": self.error}
-        return {
+        out = {
             "path": self.source,
             "model": self.model,
             "untrained": self.untrained,
             "top": [{"index": t.index, "label": t.label, "prob": t.prob} for t in self.top],
             "time_ms": {"load": round(self.load_ms, 2), "inference": round(self.infer_ms, 2)},
         }
+        if self.unknown is not None:
+            out["unknown"] = self.unknown
+        return out

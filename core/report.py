@@ -48,6 +48,19 @@ def encode_output(text: str, encoding: str | None, terminal: bool) -> bytes:
 
 #: The columns of :func:`format_csv`, in order.
 CSV_COLUMNS = ("path", "model", "untrained", "rank", "index", "label", "prob", "error")
+#: :data:`CSV_COLUMNS` plus ``unknown``: the columns when an unknown threshold is in force (core/unknown.py).
+CSV_COLUMNS_UNKNOWN = (*CSV_COLUMNS, "unknown")
+
+
+def unknown_verdict(r: Prediction) -> str | None:
+    """``Unknown — none of your classes (closest: X, 41%)`` for a prediction flagged unknown, else None.
+
+    The one wording the table, the GUI's results panel, the live camera and the batch window share.
+    """
+    if not r.unknown or not r.top:
+        return None
+    t = r.top[0]
+    return f"Unknown \u2014 none of your classes (closest: {t.label}, {t.prob:.0%})"
 
 
 def format_table(results: Sequence[Prediction], untrained: bool) -> str:
@@ -71,6 +84,9 @@ def format_table(results: Sequence[Prediction], untrained: bool) -> str:
             continue
         flag = "  [untrained]" if r.untrained else ""
         out.write(f"{r.source}{flag}  ({r.load_ms + r.infer_ms:.0f} ms)\n")
+        verdict = unknown_verdict(r)
+        if verdict is not None:
+            out.write(f"  {verdict}\n")
         width = max(len(t.label) for t in r.top)
         for rank, t in enumerate(r.top, 1):
             out.write(f"  {rank}. {t.label:<{width}}  {t.prob * 100:6.2f}%  (#{t.index})\n")
@@ -89,17 +105,22 @@ def format_csv(results: Sequence[Prediction], untrained: bool) -> str:
     Returns:
         ``\\n``-terminated rows: ``untrained`` as ``true``/``false``, ``rank`` from 1, ``index`` the
         class index, ``prob`` the softmax probability (0..1) with 8 decimals; a failed input has
-        empty rank/index/label/prob and its error as ``PATH: REASON``.
+        empty rank/index/label/prob and its error as ``PATH: REASON``. When any prediction has an
+        unknown verdict (a threshold is in force) a last column ``unknown`` (:data:`CSV_COLUMNS_UNKNOWN`)
+        says ``true``/``false`` on every row of that input (empty for a failed input).
     """
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+    with_unknown = any(r.unknown is not None for r in results)
+    w.writerow(CSV_COLUMNS_UNKNOWN if with_unknown else CSV_COLUMNS)
     for r in results:
+        extra = [("" if r.unknown is None else str(r.unknown).lower())] if with_unknown else []
         if not r.ok:
-            w.writerow([r.source, r.model, str(r.untrained).lower(), "", "", "", "", r.error])
+            w.writerow([r.source, r.model, str(r.untrained).lower(), "", "", "", "", r.error, *extra])
             continue
         for rank, t in enumerate(r.top, 1):
-            w.writerow([r.source, r.model, str(r.untrained).lower(), rank, t.index, t.label, f"{t.prob:.8f}", ""])
+            w.writerow([r.source, r.model, str(r.untrained).lower(), rank, t.index, t.label, f"{t.prob:.8f}", "",
+                        *extra])
     return out.getvalue()
 
 
@@ -209,6 +230,13 @@ def format_summary(result: FinetuneResult) -> str:
     n_val = sum(sum(r) for r in result.confusion)
     n_ok = sum(result.confusion[i][i] for i in range(len(names)))
     out.write(f"validation accuracy: {result.val_accuracy:.1%} ({n_ok}/{n_val})\n")
+    if result.version is not None:
+        line = f"version: v{result.version} (current)"
+        if result.previous_version is not None:
+            acc = "?" if result.previous_val_accuracy is None else f"{result.previous_val_accuracy:.1%}"
+            line += (f"; previous v{result.previous_version}: {acc} validation accuracy "
+                     f"(`squeezelens versions {result.output_dir} --rollback {result.previous_version}` restores it)")
+        out.write(line + "\n")
     if result.mode == "quick":
         out.write(f"feature cache: {result.cache_hits} reused, {result.cache_misses} extracted\n")
     out.write("\n")
@@ -248,7 +276,7 @@ def format_finetune_json(result: FinetuneResult) -> str:
 
 
 __all__ = [
-    "CLASSIFY_FORMATS", "CSV_COLUMNS", "UNTRAINED_NOTE", "ModelRow", "encode_output", "format_csv",
-    "format_finetune_json", "format_json", "format_models_json", "format_models_table", "format_summary",
-    "format_table", "model_rows", "terminal_text",
+    "CLASSIFY_FORMATS", "CSV_COLUMNS", "CSV_COLUMNS_UNKNOWN", "UNTRAINED_NOTE", "ModelRow", "encode_output",
+    "format_csv", "format_finetune_json", "format_json", "format_models_json", "format_models_table",
+    "format_summary", "format_table", "model_rows", "terminal_text", "unknown_verdict",
 ]

@@ -11,7 +11,6 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
-    QSortFilterProxyModel,
     Qt,
     Signal,
 )
@@ -35,6 +34,7 @@ from squeezelens.core.errors import SqueezeLensError
 from squeezelens.core.report import format_csv, terminal_text
 
 from .tasks import Task, TaskContext, start_task
+from .unknown_view import UnknownFilterProxy, filter_box
 
 COLUMNS = ("File", "Top-1", "Probability", "Top-5")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -105,6 +105,8 @@ class BatchTableModel(QAbstractTableModel):
             return {1: "\uffff" if sorting else "error", 2: -1.0 if sorting else "", 3: terminal_text(pred.error)}[col]
         top = pred.top[0]
         if col == 1:
+            if pred.unknown and not sorting:
+                return f"Unknown (closest: {top.label})"
             return top.label + (" (untrained)" if pred.untrained and not sorting else "")
         if col == 2:
             return top.prob if sorting else f"{top.prob * 100:.1f}%"
@@ -144,7 +146,7 @@ class BatchWindow(QWidget):
         self.resize(900, 560)
 
         self.model = BatchTableModel(self)
-        self.proxy = QSortFilterProxyModel(self)
+        self.proxy = UnknownFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
         self.table = QTableView()
@@ -178,6 +180,8 @@ class BatchWindow(QWidget):
 
         top = QHBoxLayout()
         top.addWidget(self.summary, 1)
+        self.filter = filter_box(self.proxy)  # all / unknown only / known only
+        top.addWidget(self.filter)
         top.addWidget(self.progress, 1)
         top.addWidget(self.cancel_button)
         bottom = QHBoxLayout()

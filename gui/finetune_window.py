@@ -54,6 +54,7 @@ from .finetune_results import FinetuneResults
 from .finetune_run import FinetuneRun
 from .model_picker import ModelPicker
 from .settings import AppSettings
+from .version_compare import VersionPanel, replace_question
 
 
 class FinetuneWindow(QWidget):
@@ -86,6 +87,8 @@ class FinetuneWindow(QWidget):
         self.form.previewShown.connect(self._on_preview_shown)
         self.results = FinetuneResults()
         self.results.use_button.clicked.connect(self.use_model)
+        self.versions = VersionPanel()  # previous vs new accuracy, the versions kept, rollback (issue 16)
+        self.versions.rolledBack.connect(lambda folder, _n: self.useModel.emit(folder))
         left = self._build_run_controls()
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
@@ -96,6 +99,7 @@ class FinetuneWindow(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(splitter)
+        layout.addWidget(self.versions)
         QShortcut(QKeySequence(QKeySequence.StandardKey.Close), self, self.close)
         self.resize(1240, 800)
         self._set_running(False)
@@ -172,9 +176,7 @@ class FinetuneWindow(QWidget):
         else:
             out = Path(config.output_dir)
             if is_saved_model_dir(out) and not self._confirm(
-                    "Replace the saved model?",
-                    f"{out} already holds a saved model. Replace it with the new one?\n\n"
-                    "It is replaced only when training finishes; a cancelled or failed run leaves it as it is."):
+                    "Replace the saved model?", replace_question(out)):
                 return False
         self.form.save_settings()
         self.settings.add_finetune_data_folder(str(config.data_dir))
@@ -300,6 +302,7 @@ class FinetuneWindow(QWidget):
         self.progress.setFormat("done")
         self.eta_label.setText(f"took {format_seconds(r.timings.get('total', 0.0))}")
         self.results.show_result(r)
+        self.versions.show_folder(r.output_dir, r.previous_version, r.version)
         if self._cancelling:  # the cancel came while the model was being saved: it was saved all the same
             self._show_status(f"The run finished before the cancel took effect: the model was saved to "
                               f"{r.output_dir} (validation accuracy {r.val_accuracy:.1%}).")
@@ -410,5 +413,6 @@ class FinetuneWindow(QWidget):
         if run is not None:
             run.cancel()
         stopped = run is None or run.wait(ms_left())
-        idle = self.form.scanner.wait(ms_left()) and self.results.wait(ms_left())
+        idle = (self.form.scanner.wait(ms_left()) and self.results.wait(ms_left())
+                and self.versions.wait(ms_left()))
         return stopped and idle

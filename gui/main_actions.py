@@ -43,6 +43,8 @@ def build_actions(window: MainWindow) -> None:
     window.act_model = action("Choose &Model", window._open_picker, "Ctrl+M")
     window.act_finetune = action("&Finetune...", window.open_finetune, "Ctrl+T",
                                "Teach a model your own classes from a folder of images")
+    window.act_review = action("&Review Labels...", window.open_review, "Ctrl+Shift+R",
+                               "Find training images whose folder label looks wrong")
     window.act_about = action("&About SqueezeLens", window.show_about)
     window.act_about.setMenuRole(QAction.MenuRole.AboutRole)
 
@@ -59,6 +61,7 @@ def build_actions(window: MainWindow) -> None:
     model_menu.addAction(window.act_model)
     model_menu.addAction(window.act_open_model)
     model_menu.addAction(window.act_finetune)
+    model_menu.addAction(window.act_review)
     device_menu = model_menu.addMenu("&Device")
     window.device_group = QActionGroup(window)
     for value in DEVICES:

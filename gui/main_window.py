@@ -44,6 +44,7 @@ from .model_controls import ModelControls
 from .model_picker import ModelPicker
 from .results_panel import ResultsPanel
 from .settings import DEFAULT_DEVICE, TOP_K_RANGE, AppSettings
+from .unknown_view import UnknownThresholdControl
 from .worker import InferenceClient, ModelState
 
 APP_TITLE = "SqueezeLens"
@@ -96,6 +97,8 @@ class MainWindow(ModelControls, QMainWindow):
         self.view = ImageView()
         self.view.installEventFilter(self)
         self.results = ResultsPanel()
+        self.unknown_control = UnknownThresholdControl()
+        self.results.layout().addWidget(self.unknown_control)
         self.history = HistoryStrip()
         self.notice = QLabel()
         self.notice.setObjectName("notice")
@@ -172,6 +175,7 @@ class MainWindow(ModelControls, QMainWindow):
         self.picker.openFolderRequested.connect(self.open_model_dialog)
         self.top_k.valueChanged.connect(self._on_top_k)
         self.history.entryActivated.connect(self.show_entry)
+        self.unknown_control.settingChanged.connect(self._on_unknown_setting)
 
     # -- start ------------------------------------------------------------------------------------
     def start(self, images: list[str] | None = None) -> None:
@@ -298,6 +302,11 @@ class MainWindow(ModelControls, QMainWindow):
 
     def _on_top_k(self, value: int) -> None:
         self.settings.top_k = value
+        self._reclassify_current()
+
+    def _on_unknown_setting(self, setting: Any) -> None:
+        """The threshold slider moved: the worker's model takes it, the image on show is answered again."""
+        self.client.set_unknown_threshold(setting)
         self._reclassify_current()
 
     def _reclassify_current(self) -> None:
@@ -461,6 +470,9 @@ class MainWindow(ModelControls, QMainWindow):
         if self.finetune_window is not None:
             self.finetune_window.hide()
             self.finetune_window.shutdown(_ms_left(deadline))
+        if getattr(self, "review_window", None) is not None:
+            self.review_window.hide()
+            self.review_window.wait(_ms_left(deadline))
         self.client.shutdown(_ms_left(deadline))
         self.loader.wait(_ms_left(deadline))
         for window in windows:

@@ -74,6 +74,20 @@ class ModelControls(_Base):
         self.finetune_window.raise_()
         self.finetune_window.activateWindow()
 
+    def open_review(self, folder: str = "") -> None:
+        """Show the review queue (issue 16): suspicious labels of a dataset folder; Retrain opens Finetune on it."""
+        if getattr(self, "review_window", None) is None:
+            from .review_window import ReviewWindow
+
+            self.review_window = ReviewWindow(folder, device=self.settings.device, parent=self)
+            self.review_window.retrainRequested.connect(self._retrain_folder)
+        self.review_window.show()
+        self.review_window.raise_()
+
+    def _retrain_folder(self, folder: str) -> None:
+        self.open_finetune()
+        self.finetune_window.form.set_data_folder(folder)
+
     def _on_download_progress(self, done: int, total: int | None) -> None:
         self.download_bar.show()
         self.download_cancel.show()
@@ -102,6 +116,8 @@ class ModelControls(_Base):
                 self.status_label.setToolTip(state.untrained_reason)
         self.status_label.setText(text)
         self.results.set_untrained(short_name(state.name) if state.untrained else None)
+        if hasattr(self, "unknown_control"):
+            self.unknown_control.set_model(state.unknown_calibrated, state.unknown_threshold)
         if state.notice:
             self.show_notice(state.notice)
         if (self.current is not None and self.current.prediction is None and not self._pending

@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .topk_bars import TopKBars
+from .unknown_view import VERDICT_STYLE, verdict_text
 
 UNTRAINED_TEXT = (
     "<b>Untrained model</b> - no weights were found for {name}, so these predictions come from a "
@@ -36,13 +37,18 @@ class ResultsPanel(QWidget):
         self.bars = TopKBars()
         self.state = QLabel()
         self.state.setWordWrap(True)
+        self.verdict = QLabel()  # "Unknown - none of your classes (closest: X, 41%)"
+        self.verdict.setObjectName("unknownVerdict")
+        self.verdict.setWordWrap(True)
+        self.verdict.setStyleSheet(VERDICT_STYLE)
+        self.verdict.hide()
         self.timing = QLabel()
         self.timing.setWordWrap(True)
         self.timing.setEnabled(False)  # the palette's muted text colour
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 12, 12, 12)
         layout.setSpacing(10)
-        for w in (self.title, self.banner, self.state, self.bars, self.timing):
+        for w in (self.title, self.banner, self.verdict, self.state, self.bars, self.timing):
             layout.addWidget(w)
         layout.addStretch(1)
         self.show_message("Drop an image or a folder, or press Ctrl+O to open one.")
@@ -60,6 +66,7 @@ class ResultsPanel(QWidget):
         self.state.show()
         self.bars.set_rows([])
         self.bars.hide()
+        self.verdict.hide()
         self.timing.clear()
 
     def show_prediction(self, title: str, pred: Any, device_label: str = "",
@@ -67,6 +74,9 @@ class ResultsPanel(QWidget):
         """A core ``Prediction``: its bars (or ``rows`` instead, e.g. live mode's smoothed ones), or its error."""
         self.title.setText(title)
         self.title.show()
+        verdict = verdict_text(pred)
+        self.verdict.setText(verdict or "")
+        self.verdict.setVisible(verdict is not None)
         if not pred.ok:
             reason = pred.error_reason or pred.error or "unknown error"
             self.state.setText(f"Could not classify this image: {reason}")

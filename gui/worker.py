@@ -56,6 +56,8 @@ class ModelState:
     num_classes: int
     load_s: float
     notice: str | None = None  # e.g. "download cancelled", shown once
+    unknown_calibrated: float | None = None  # the threshold saved with the model (core/unknown.py), if any
+    unknown_threshold: float | None = None  # the one in force (None: no unknown verdict)
 
 
 @dataclass(frozen=True)
@@ -261,6 +263,11 @@ class InferenceWorker(QThread):
         pred = self._clf.classify([source], top_k=top_k)[0]
         self.resultReady.emit(job.req, pred)
 
+    def _do_threshold(self, job: _Job) -> None:
+        """Set the unknown threshold of the model held (``None``, a float in 0..1 or ``"off"``)."""
+        if self._clf is not None and hasattr(self._clf, "set_unknown_threshold"):
+            self._clf.set_unknown_threshold(job.payload)
+
     def _do_live(self, job: _Job) -> None:
         """The newest camera frame from the mailbox (converted only now, in this thread), batch 1."""
         mailbox, top_k = job.payload
@@ -323,6 +330,8 @@ def _describe(clf: Any, load_s: float, notice: str | None) -> ModelState:
         device_label=device_label(clf.device, backend), backend=backend, untrained=clf.untrained,
         untrained_reason=loaded.untrained_reason, license=loaded.license, num_classes=len(clf.labels),
         load_s=load_s, notice=notice,
+        unknown_calibrated=getattr(getattr(clf, "unknown_calibration", None), "threshold", None),
+        unknown_threshold=getattr(clf, "unknown_threshold", None),
     )
 
 
@@ -394,6 +403,11 @@ class InferenceClient(QObject):
         job = _Job("classify", next(self._ids), (source, top_k))
         self._worker.post(job)
         return job.req
+
+    def set_unknown_threshold(self, setting: float | str | None) -> None:
+        """Change the unknown threshold (``None``: the model's own, a float in 0..1, ``"off"``); later
+        requests are answered with it (jobs run in order)."""
+        self._worker.post(_Job("threshold", next(self._ids), setting))
 
     def classify_live(self, mailbox: Any, top_k: int) -> None:
         """Wake the worker for ``mailbox``'s newest frame (call it when ``FrameMailbox.put`` says so)."""

@@ -15,6 +15,7 @@ from squeezelens.core.catalogue import DEFAULT_MODEL
 from squeezelens.core.errors import UsageError
 from squeezelens.core.options import BACKENDS, DEVICES
 from squeezelens.core.report import CLASSIFY_FORMATS
+from squeezelens.core.unknown import parse_threshold
 
 from .exit_codes import EXIT_OK, EXIT_SOME_FAILED
 from .output import check_output_file, write_output
@@ -38,6 +39,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     c.add_argument("--no-colour-management", action="store_true",
                    help="use the pixels as stored, ignoring embedded colour profiles (timm's own pipeline)")
     c.add_argument("--offline", action="store_true", help="never try to download weights")
+    c.add_argument("--unknown-threshold", metavar="X|off",
+                   help="call an image 'unknown' when its top probability is below X (0..1 or a percentage); "
+                        "'off' disables it (default: the threshold calibrated when the model was finetuned)")
     return c
 
 
@@ -58,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--batch-size must be at least 1")
     if args.output is not None:
         check_output_file(Path(args.output))  # before minutes of work, not after
+    unknown = None if args.unknown_threshold is None else parse_threshold(args.unknown_threshold)
     log_warnings_to_stderr()  # e.g. why ONNX Runtime was not used, or a move off a full GPU
     progress, cancel = download_progress()
     try:
@@ -66,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         clf = Classifier.load(
             args.model, args.weights, device=args.device, backend=args.backend,
             fast_decode=not args.no_fast_decode, allow_download=not args.offline,
-            progress=progress, cancel=cancel, export="wait",
+            progress=progress, cancel=cancel, export="wait", unknown_threshold=unknown,
         )
     except KeyboardInterrupt:
         cancel.set()

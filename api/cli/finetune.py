@@ -58,6 +58,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     f.add_argument("--no-cache", action="store_true", help="quick mode: do not read or write the feature cache")
     f.add_argument("--offline", action="store_true", help="never try to download weights")
     f.add_argument("--json", metavar="FILE", help="also write the full report as JSON to FILE")
+    f.add_argument("--from-version", type=int, metavar="N",
+                   help="start from version N of MODEL_DIR (see `squeezelens versions MODEL_DIR`) instead of --model")
     return f
 
 
@@ -69,6 +71,15 @@ def run(args: argparse.Namespace) -> int:
         OutputError: the ``--json`` report cannot be written.
     """
     from squeezelens.core.finetune import FinetuneCancelled, FinetuneConfig, finetune
+
+    if args.from_version is not None:
+        from squeezelens.core.errors import UsageError
+        from squeezelens.core.model_versions import read_index, version_dir
+
+        if args.model is not None:
+            raise UsageError("give --model or --from-version, not both")
+        read_index(args.output).get(args.from_version)  # UsageError for a version that does not exist
+        args.model = str(version_dir(args.output, args.from_version))
 
     config = FinetuneConfig(
         data_dir=args.data_dir, output_dir=args.output, model=args.model, weights=args.weights, mode=args.mode,

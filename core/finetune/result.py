@@ -64,6 +64,11 @@ class FinetuneResult:
     cache_hits: int = 0
     cache_misses: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    #: The model folder's version this run saved (core/model_versions.py), and the one it replaced
+    #: (None: the folder held no model) with that one's validation accuracy (None: not recorded).
+    version: int | None = None
+    previous_version: int | None = None
+    previous_val_accuracy: float | None = None
 
     @property
     def misclassified(self) -> list[ValPrediction]:
@@ -93,5 +98,6 @@ class FinetuneResult:
             ],
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.skipped],
             "warnings": self.warnings, "cache_hits": self.cache_hits, "cache_misses": self.cache_misses,
-            "timings": self.timings,
+            "timings": self.timings, "version": self.version, "previous_version": self.previous_version,
+            "previous_val_accuracy": self.previous_val_accuracy,
         }

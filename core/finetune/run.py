@@ -119,6 +119,7 @@ def finetune(
 
     run.emit(StageEvent("save", f"saving to {cfg.output_dir}"))
     t0 = time.perf_counter()
+    from .. import model_versions
     from ..saved_model import save_model
 
     model.eval().cpu()
@@ -127,7 +128,12 @@ def finetune(
         "data_dir": str(Path(cfg.data_dir).resolve()), "best_epoch": outcome.best_epoch,
         "val_accuracy": val_acc, "train_images": len(scan.train), "val_images": len(scan.val),
     }}
+    extra.update(unknown_config(preds, run))
+    previous = model_versions.prepare_for_save(cfg.output_dir)  # an unrecorded model there is kept first
+    previous_acc = (model_versions.read_index(cfg.output_dir).get(previous).val_accuracy
+                    if previous is not None else None)
     save_model(model, cfg.output_dir, scan.class_names, extra_config=extra, data_dir=cfg.data_dir)
+    version = model_versions.record_current(cfg.output_dir, parent=_parent_version(cfg)).number
     if outcome.checkpoint is not None:
         shutil.rmtree(outcome.checkpoint.parent, ignore_errors=True)
     run.timings["save"] = time.perf_counter() - t0
@@ -142,7 +148,38 @@ def finetune(
         skipped=run.skipped, warnings=run.warnings, untrained_base=loaded.untrained,
         input_size=(int(c), int(h), int(w)), device=device,
         cache_hits=outcome.cache_hits, cache_misses=outcome.cache_misses, timings=run.timings,
+        version=version, previous_version=previous, previous_val_accuracy=previous_acc,
     )
+
+
+def _parent_version(cfg: FinetuneConfig) -> int | None:
+    """N when the base model is ``OUTPUT/versions/vN`` (finetuning from a chosen version), else None."""
+    from ..model_versions import versions_dir
+
+    if cfg.model is None:
+        return None
+    base = Path(cfg.model)
+    try:
+        if base.parent.resolve() == versions_dir(cfg.output_dir).resolve() and base.name[1:].isdigit():
+            return int(base.name[1:])
+    except OSError:
+        return None
+    return None
+
+
+def unknown_config(preds: list[ValPrediction], run: RunState | None = None) -> dict[str, Any]:
+    """``{"squeezelens_unknown": {...}}``: the unknown threshold calibrated on the validation predictions
+    (:func:`squeezelens.core.unknown.calibrate`), or ``{}`` (with a warning) when none was correct."""
+    from ..errors import UsageError
+    from ..unknown import CONFIG_KEY, calibrate
+
+    try:
+        cal = calibrate([p.confidence for p in preds], [p.correct for p in preds])
+    except UsageError:
+        if run is not None:
+            run.warn("no correct validation prediction: the model is saved without an unknown threshold")
+        return {}
+    return {CONFIG_KEY: cal.to_config()}
 
 
 def _scan(run: RunState) -> DatasetScan:

@@ -152,7 +152,7 @@ def test_help_does_not_import_torch() -> None:
 def test_ctrl_c_cancels_and_keeps_the_previous_model(cli_model: tuple, tiny: Path, confident_weights: Path,
                                                      tmp_path: Path) -> None:
     model_dir = cli_model[3]
-    before = {p.name: p.read_bytes() for p in model_dir.iterdir()}
+    before = {str(p.relative_to(model_dir)): p.read_bytes() for p in model_dir.rglob("*") if p.is_file()}
     env = {**os.environ, "SQUEEZELENS_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
            "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "squeezelens", "finetune", str(tiny), "-o", str(model_dir), "--mode", "deep",
@@ -181,5 +181,5 @@ def test_ctrl_c_cancels_and_keeps_the_previous_model(cli_model: tuple, tiny: Pat
     assert "cancelling at the next batch" in err
     assert f"cancelled; {model_dir} was not changed" in err
     assert "Traceback" not in err and out == ""
-    assert {p.name: p.read_bytes() for p in model_dir.iterdir()} == before
+    assert {str(p.relative_to(model_dir)): p.read_bytes() for p in model_dir.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in model_dir.parent.iterdir()) == sorted(["cache", "model", "report.json"])

@@ -172,7 +172,7 @@ def test_saved_model_gives_identical_predictions_in_squeezelens_and_timm(quick: 
 def test_cancel_keeps_the_previous_model(quick: QuickRun, tmp_path: Path, stage: str) -> None:
     out = tmp_path / "model"
     shutil.copytree(quick.out, out)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}  # versions/ too
     cancel = threading.Event()
 
     def on_event(e: Any) -> None:
@@ -184,7 +184,7 @@ def test_cancel_keeps_the_previous_model(quick: QuickRun, tmp_path: Path, stage:
     with pytest.raises(FinetuneCancelled, match="not changed") as info:
         finetune(_config(quick, out, feature_cache_dir=cache, epochs=30), on_event=on_event, cancel=cancel)
     assert info.value.checkpoint is None  # quick mode: nothing to resume but the cache
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model", *(["fresh"] if stage == "features" else [])])
 
 
