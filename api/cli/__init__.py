@@ -18,12 +18,13 @@ from collections.abc import Sequence
 
 from squeezelens.core.errors import Cancelled, SqueezeLensError
 
-from . import classify, finetune, gui, models
+from . import classify, explain, export, finetune, gui, models
 from .exit_codes import EXIT_BROKEN_PIPE, EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 from .gui import GuiRunner, QtChecks
 
 #: What may come first on the command line; anything else means ``gui`` (``squeezelens photo.jpg``).
-FIRST_ARGUMENTS = ("classify", "models", "finetune", "gui", "-h", "--help", "--version", "--self-test")
+FIRST_ARGUMENTS = ("classify", "models", "finetune", "gui", "-h", "--help", "--version", "--self-test",
+                   "export", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_parser(sub)
     finetune.add_parser(sub)
     gui.add_parser(sub)
+    export.add_parser(sub)
+    explain.add_parser(sub)
     return p
 
 
@@ -81,6 +84,10 @@ def main(argv: Sequence[str] | None = None, run_gui: GuiRunner | None = None,
             return models.run(args)
         if args.command == "finetune":
             return finetune.run(args)
+        if args.command == "export":
+            return export.run(args)
+        if args.command == "explain":
+            return explain.run(args)
         return gui.run(args, run_gui)
     except Cancelled as e:
         print(f"squeezelens: {e}", file=sys.stderr)
