@@ -108,7 +108,7 @@ def saved_config(model: str | os.PathLike[str] | None, weights: str | os.PathLik
 
 
 def export_metadata(loaded: Any, data_config: dict[str, Any], config: dict[str, Any], source: str,
-                    quantization: dict[str, Any] | None) -> dict[str, str]:
+                    quantization: dict[str, Any] | None, weights_file: str | None = None) -> dict[str, str]:
     """Every ``metadata_props`` entry of an export, values JSON-encoded (docs/EXPORT.md lists them).
 
     Args:
@@ -116,6 +116,7 @@ def export_metadata(loaded: Any, data_config: dict[str, Any], config: dict[str, 
         data_config: timm's resolved eval data config of it.
         config: its folder's ``config.json`` (``{}`` for a catalogue model).
         source: the model as the user named it (name or folder), so ``--check`` can load it again.
+        weights_file: the explicit weights it was loaded with (absolute path), for the same reason.
         quantization: ``None`` for fp32, else what was done.
     """
     from importlib.metadata import PackageNotFoundError, version
@@ -130,9 +131,9 @@ def export_metadata(loaded: Any, data_config: dict[str, Any], config: dict[str, 
         onnx_reference.PREPROCESSING_KEY: preprocessing_metadata(data_config),
         IO_KEY: {"input": onnx_export.INPUT_NAME, "output": onnx_export.OUTPUT_NAME,
                  "output_kind": "logits; softmax over the last axis gives the probabilities"},
-        MODEL_KEY: {"source": source, "name": loaded.name, "architecture": loaded.architecture,
-                    "weights": loaded.weights.detail, "untrained": bool(loaded.untrained),
-                    "license": loaded.license, "squeezelens_version": app_version},
+        MODEL_KEY: {"source": source, "weights_file": weights_file, "name": loaded.name,
+                    "architecture": loaded.architecture, "weights": loaded.weights.detail,
+                    "untrained": bool(loaded.untrained), "license": loaded.license, "squeezelens_version": app_version},
         QUANT_KEY: quantization or {"type": "none"},
     }
     unknown = config.get("squeezelens_unknown")
@@ -255,7 +256,8 @@ def export_model(
             proto = onnx.load(str(src), load_external_data=True)  # folds external data into the file
         except Exception as e:
             raise ExportError(f"the exported graph could not be read back ({type(e).__name__}: {e})") from e
-        meta = export_metadata(loaded, cfg, config, str(source), quant_info)
+        meta = export_metadata(loaded, cfg, config, str(source), quant_info,
+                               None if weights is None else str(Path(weights).resolve()))
         keep = [p for p in proto.metadata_props if not p.key.startswith("squeezelens_")]
         del proto.metadata_props[:]
         proto.metadata_props.extend(keep)
@@ -388,7 +390,8 @@ def check_export(
         file: the exported ``.onnx``.
         images: image files or folders.
         model: the model to compare with; default: the ``source`` recorded in the file.
-        weights: explicit weights for ``model``.
+        weights: explicit weights for ``model``; default (no ``model`` either): the weights file
+            recorded in the file, if any.
         allow_download: may weights be downloaded.
         on_row: called with each image's row as it is done.
 
@@ -404,7 +407,10 @@ def check_export(
     session = onnx_reference.open_session(str(file))
     labels = list(meta[onnx_reference.CLASS_NAMES_KEY])
     quantized = (meta.get(QUANT_KEY) or {}).get("type", "none") != "none"
-    src = model or (meta.get(MODEL_KEY) or {}).get("source")
+    recorded = meta.get(MODEL_KEY) or {}
+    src = model or recorded.get("source")
+    if model is None and weights is None:
+        weights = recorded.get("weights_file")
     inputs = expand_inputs(images)
     if not inputs:
         raise UsageError("no images to check with")

@@ -118,6 +118,7 @@ class InferenceWorker(QThread):
     batchFinished = Signal(int, bool)  # req, cancelled
     jobFailed = Signal(int, str)  # req, message (an unexpected error: the window says it, no traceback)
     liveResult = Signal(object)  # LiveResult
+    explainReady = Signal(int, object)  # req, explain_overlay.HeatResult or an error message (str)
 
     def __init__(self, loader: Loader = default_loader, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -131,7 +132,7 @@ class InferenceWorker(QThread):
         self.live_posted = 0  # live wake-ups posted (written by the GUI thread only)
         self.live_started = 0  # live wake-ups taken off the queue (written by the worker thread only)
         # newest request id per kind, written by the GUI thread (an int store is atomic under the GIL)
-        self.latest: dict[str, int] = {"load": 0, "classify": 0}
+        self.latest: dict[str, int] = {"load": 0, "classify": 0, "explain": 0}
         self._listings: list[threading.Thread] = []  # catalogue listings started (joined when the worker stops)
         self._replaced: list[Any] = []  # classifiers a model switch replaced while their ONNX export still ran
         self._stopping = threading.Event()
@@ -261,6 +262,24 @@ class InferenceWorker(QThread):
         pred = self._clf.classify([source], top_k=top_k)[0]
         self.resultReady.emit(job.req, pred)
 
+    def _do_explain(self, job: _Job) -> None:
+        """A "Why?" heatmap (gui/explain_overlay.py): Grad-CAM needs torch, so it runs here."""
+        from squeezelens.core.errors import SqueezeLensError as _Expected
+
+        from .explain_overlay import compute_heat
+
+        if self._clf is None:
+            self.explainReady.emit(job.req, "no model is loaded")
+            return
+        source, class_index = job.payload
+        if isinstance(source, QImage):
+            source = qimage_to_pil(source)
+        try:
+            result: Any = compute_heat(self._clf, source, class_index)
+        except _Expected as e:
+            result = str(e)
+        self.explainReady.emit(job.req, result)
+
     def _do_live(self, job: _Job) -> None:
         """The newest camera frame from the mailbox (converted only now, in this thread), batch 1."""
         mailbox, top_k = job.payload
@@ -343,6 +362,7 @@ class InferenceClient(QObject):
     batchFinished = Signal(int, bool)
     jobFailed = Signal(int, str)
     liveResult = Signal(object)  # LiveResult, for every frame the worker took from a mailbox
+    explainReady = Signal(int, object)  # req, HeatResult or message (only the latest explain request)
 
     def __init__(self, loader: Loader = default_loader, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -365,6 +385,8 @@ class InferenceClient(QObject):
         w.batchFinished.connect(self._on_batch_finished)
         w.jobFailed.connect(self.jobFailed)
         w.liveResult.connect(self.liveResult)
+        w.explainReady.connect(lambda req, result: req == self._worker.latest["explain"]
+                               and self.explainReady.emit(req, result))
         w.start()
 
     # -- requests ----------------------------------------------------------------------------------
@@ -392,6 +414,12 @@ class InferenceClient(QObject):
     def classify(self, source: str | QImage, top_k: int) -> int:
         """Classify one image (a path, or image data); a newer call supersedes this one."""
         job = _Job("classify", next(self._ids), (source, top_k))
+        self._worker.post(job)
+        return job.req
+
+    def explain(self, source: str | QImage, class_index: int | None) -> int:
+        """A Grad-CAM heatmap of ``class_index`` (None: top-1) on one image; a newer call supersedes this one."""
+        job = _Job("explain", next(self._ids), (source, class_index))
         self._worker.post(job)
         return job.req
 
