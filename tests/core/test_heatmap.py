@@ -52,9 +52,12 @@ def quadrant_classifier():
     from squeezelens.core.model_loader import LoadedModel
     from squeezelens.core.weights import WeightsSource
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny net: threads only add hand-over costs (and contend on a shared CI box)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        net = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=2, channels=(8, 16, 32, 64), output_stride=16)
+        net = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=2, channels=(8, 16, 32, 64), output_stride=16,
+                     stem_width=16)
         transform = timm.data.create_transform(**CFG)
         rng = np.random.default_rng(0)
         data = [(quadrant_image(c, rng)[0], i) for _ in range(96) for i, c in enumerate(COLOURS)]
@@ -68,6 +71,7 @@ def quadrant_classifier():
             opt.zero_grad()
             loss.backward()
             opt.step()
+    torch.set_num_threads(threads)
     net.eval()
     loaded = LoadedModel(model=net, name="quadrants", architecture="resnet", pretrained_cfg=dict(CFG),
                          labels=list(COLOURS), weights=WeightsSource("file", None, "trained in this test"))

@@ -57,3 +57,29 @@ def test_why_overlays_the_top1_heatmap_and_a_clicked_bar(qtbot: Any, make_window
     ex.action.trigger()  # off
     assert window.view._overlay is None
     assert window.settings.explain_on is False
+
+
+def test_export_action_writes_the_loaded_model_off_the_gui_thread(qtbot: Any, make_window: Any, tmp_path: Path,
+                                                                  monkeypatch: Any) -> None:
+    import timm
+    import torch
+    from PySide6.QtWidgets import QFileDialog
+
+    from squeezelens.core.engine import Classifier
+    from squeezelens.core.model_export import read_export_metadata
+    from squeezelens.core.saved_model import save_model
+
+    from .conftest import fixed_loader
+
+    torch.manual_seed(2)
+    folder = save_model(timm.create_model("test_resnet", num_classes=3), tmp_path / "mine", ["a", "b", "c"])
+    clf = Classifier.load(str(folder), backend="torch")
+    window = make_window(loader=fixed_loader(clf))
+    qtbot.waitUntil(lambda: window.client.model is not None, timeout=WAIT_MS)
+    out = tmp_path / "mine.onnx"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), "ONNX model (*.onnx)"))
+    window.act_export.trigger()
+    assert "Exporting" in window.notice.text()  # the trigger returned at once; the task runs meanwhile
+    qtbot.waitUntil(lambda: window.notice.text().startswith(("Exported", "Export failed")), timeout=WAIT_MS)
+    assert window.notice.text().startswith("Exported"), window.notice.text()
+    assert read_export_metadata(out)["squeezelens_class_names"] == ["a", "b", "c"]
