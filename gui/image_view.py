@@ -14,6 +14,7 @@ class ImageView(QWidget):
         super().__init__(parent)
         self._image = QImage()
         self._scaled: QPixmap | None = None
+        self._overlay: QImage | None = None  # e.g. the "Why?" heatmap, drawn over the image
         self._hint = "Drop images or a folder here\n\nCtrl+O open    Ctrl+V paste"
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(240, 200)
@@ -26,6 +27,11 @@ class ImageView(QWidget):
     def set_image(self, image: QImage) -> None:
         self._image = image
         self._scaled = None
+        self.update()
+
+    def set_overlay(self, overlay: QImage | None) -> None:
+        """A translucent layer stretched over the image (``None`` removes it)."""
+        self._overlay = overlay
         self.update()
 
     def set_hint(self, text: str) -> None:
@@ -62,3 +68,6 @@ class ImageView(QWidget):
                 want, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation))
             self._scaled.setDevicePixelRatio(dpr)
         p.drawPixmap(rect.topLeft(), self._scaled)
+        if self._overlay is not None and not self._overlay.isNull():
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            p.drawImage(rect, self._overlay)

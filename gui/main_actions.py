@@ -9,6 +9,8 @@ from PySide6.QtWidgets import QLabel, QToolBar
 
 from squeezelens.core.options import DEVICES
 
+from .export_action import build_export_action
+
 if TYPE_CHECKING:
     from .main_window import MainWindow
 
@@ -62,6 +64,7 @@ def build_actions(window: MainWindow) -> None:
     model_menu.addAction(window.act_open_model)
     model_menu.addAction(window.act_finetune)
     model_menu.addAction(window.act_review)
+    window.act_export = build_export_action(window, model_menu)  # issue 17: export_action.py
     device_menu = model_menu.addMenu("&Device")
     window.device_group = QActionGroup(window)
     for value in DEVICES:

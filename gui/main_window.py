@@ -156,6 +156,9 @@ class MainWindow(ModelControls, QMainWindow):
 
     def _build_actions(self) -> None:
         build_actions(self)
+        from .explain_overlay import ExplainController
+
+        self.explainer = ExplainController(self)  # the "Why?" heatmap toggle (issue 17)
 
     def _connect(self) -> None:
         c = self.client
@@ -232,6 +235,7 @@ class MainWindow(ModelControls, QMainWindow):
         """
         self.current = entry
         self.view.set_image(entry.image)
+        self.explainer.entry_changed()
         kept_data = 0
         for other in self.history.entries():
             if other is entry or other.image.isNull():
@@ -350,6 +354,7 @@ class MainWindow(ModelControls, QMainWindow):
         if entry is self.current and not self.act_camera.isChecked():
             self.results.show_prediction(entry.title, pred, self.model_state.device_label if self.model_state else "")
             self.probe.mark("first_result")
+            self.explainer.prediction_arrived()
 
     def show_entry(self, entry: HistoryEntry) -> None:
         """Show a history entry again: its stored result if the current model and top-k made it, else a new one."""

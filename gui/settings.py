@@ -177,6 +177,10 @@ class AppSettings:
     finetune_input_size = _Int("finetune/input_size", 0, lo=0)
     finetune_output_folder = _Text("finetune/output_folder")
 
+    # the "Why?" heatmap overlay: on or off, and its opacity in percent
+    explain_on = _Flag("explain/on", False)
+    explain_opacity = _Int("explain/opacity", 60, 0, 100)
+
     def __init__(self, settings: QSettings | None = None) -> None:
         self._s = settings or QSettings(
             QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION

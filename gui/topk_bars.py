@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, QSize, Qt
+from typing import Any
+
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPainterPath, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -11,6 +13,8 @@ ROW_GAP = 6
 
 class TopKBars(QWidget):
     """``set_rows([(label, probability), ...])``; probability in [0, 1]."""
+
+    rowClicked = Signal(int)  # the row's position, 0 = top
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -27,6 +31,11 @@ class TopKBars(QWidget):
         self.setAccessibleDescription("; ".join(f"{label}: {p * 100:.1f} percent" for label, p in self._rows))
         self.updateGeometry()
         self.update()
+
+    def mousePressEvent(self, event: Any) -> None:
+        row = int(event.position().y()) // (self._row_height() + ROW_GAP)
+        if 0 <= row < len(self._rows):
+            self.rowClicked.emit(row)
 
     def _row_height(self) -> int:
         return QFontMetrics(self.font()).height() * 2 + 6

@@ -120,6 +120,7 @@ class InferenceWorker(QThread):
     batchFinished = Signal(int, bool)  # req, cancelled
     jobFailed = Signal(int, str)  # req, message (an unexpected error: the window says it, no traceback)
     liveResult = Signal(object)  # LiveResult
+    explainReady = Signal(int, object)  # req, explain_overlay.HeatResult or an error message (str)
 
     def __init__(self, loader: Loader = default_loader, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -133,7 +134,7 @@ class InferenceWorker(QThread):
         self.live_posted = 0  # live wake-ups posted (written by the GUI thread only)
         self.live_started = 0  # live wake-ups taken off the queue (written by the worker thread only)
         # newest request id per kind, written by the GUI thread (an int store is atomic under the GIL)
-        self.latest: dict[str, int] = {"load": 0, "classify": 0}
+        self.latest: dict[str, int] = {"load": 0, "classify": 0, "explain": 0}
         self._listings: list[threading.Thread] = []  # catalogue listings started (joined when the worker stops)
         self._replaced: list[Any] = []  # classifiers a model switch replaced while their ONNX export still ran
         self._stopping = threading.Event()
@@ -268,6 +269,24 @@ class InferenceWorker(QThread):
         if self._clf is not None and hasattr(self._clf, "set_unknown_threshold"):
             self._clf.set_unknown_threshold(job.payload)
 
+    def _do_explain(self, job: _Job) -> None:
+        """A "Why?" heatmap (gui/explain_overlay.py): Grad-CAM needs torch, so it runs here."""
+        from squeezelens.core.errors import SqueezeLensError as _Expected
+
+        from .explain_overlay import compute_heat
+
+        if self._clf is None:
+            self.explainReady.emit(job.req, "no model is loaded")
+            return
+        source, class_index = job.payload
+        if isinstance(source, QImage):
+            source = qimage_to_pil(source)
+        try:
+            result: Any = compute_heat(self._clf, source, class_index)
+        except _Expected as e:
+            result = str(e)
+        self.explainReady.emit(job.req, result)
+
     def _do_live(self, job: _Job) -> None:
         """The newest camera frame from the mailbox (converted only now, in this thread), batch 1."""
         mailbox, top_k = job.payload
@@ -352,6 +371,7 @@ class InferenceClient(QObject):
     batchFinished = Signal(int, bool)
     jobFailed = Signal(int, str)
     liveResult = Signal(object)  # LiveResult, for every frame the worker took from a mailbox
+    explainReady = Signal(int, object)  # req, HeatResult or message (only the latest explain request)
 
     def __init__(self, loader: Loader = default_loader, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -374,6 +394,8 @@ class InferenceClient(QObject):
         w.batchFinished.connect(self._on_batch_finished)
         w.jobFailed.connect(self.jobFailed)
         w.liveResult.connect(self.liveResult)
+        w.explainReady.connect(lambda req, result: req == self._worker.latest["explain"]
+                               and self.explainReady.emit(req, result))
         w.start()
 
     # -- requests ----------------------------------------------------------------------------------
@@ -408,6 +430,12 @@ class InferenceClient(QObject):
         """Change the unknown threshold (``None``: the model's own, a float in 0..1, ``"off"``); later
         requests are answered with it (jobs run in order)."""
         self._worker.post(_Job("threshold", next(self._ids), setting))
+
+    def explain(self, source: str | QImage, class_index: int | None) -> int:
+        """A Grad-CAM heatmap of ``class_index`` (None: top-1) on one image; a newer call supersedes this one."""
+        job = _Job("explain", next(self._ids), (source, class_index))
+        self._worker.post(job)
+        return job.req
 
     def classify_live(self, mailbox: Any, top_k: int) -> None:
         """Wake the worker for ``mailbox``'s newest frame (call it when ``FrameMailbox.put`` says so)."""

@@ -18,13 +18,13 @@ from collections.abc import Sequence
 
 from squeezelens.core.errors import Cancelled, SqueezeLensError
 
-from . import classify, finetune, gui, models, review, versions
+from . import classify, explain, export, finetune, gui, models, review, versions
 from .exit_codes import EXIT_BROKEN_PIPE, EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 from .gui import GuiRunner, QtChecks
 
 #: What may come first on the command line; anything else means ``gui`` (``squeezelens photo.jpg``).
 FIRST_ARGUMENTS = ("classify", "models", "finetune", "gui", "-h", "--help", "--version", "--self-test",
-                   "versions", "review")
+                   "versions", "review", "export", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_parser(sub)
     versions.add_parser(sub)
     review.add_parser(sub)
+    export.add_parser(sub)
+    explain.add_parser(sub)
     return p
 
 
@@ -88,6 +90,10 @@ def main(argv: Sequence[str] | None = None, run_gui: GuiRunner | None = None,
             return versions.run(args)
         if args.command == "review":
             return review.run(args)
+        if args.command == "export":
+            return export.run(args)
+        if args.command == "explain":
+            return explain.run(args)
         return gui.run(args, run_gui)
     except Cancelled as e:
         print(f"squeezelens: {e}", file=sys.stderr)

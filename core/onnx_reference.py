@@ -1,0 +1,129 @@
+"""Classifying with an exported SqueezeLens ONNX file using only onnxruntime, numpy and Pillow.
+
+This module is the reference implementation of the file's metadata (docs/EXPORT.md): it imports
+nothing of SqueezeLens, torch or timm, so ``squeezelens export --check`` can prove that what the
+file carries is enough to get the app's answers, and it can run as a script::
+
+    python onnx_reference.py model.onnx photo.jpg [more.jpg ...]
+
+Preprocessing, as the ``squeezelens_preprocessing`` metadata states it (timm's eval transform for a
+``center`` crop: ``timm.data.create_transform(is_training=False)``): open the image, apply its EXIF
+orientation, put transparent pixels on white, convert to 8-bit RGB; resize (Pillow, the stated
+``interpolation``) so the shorter side is ``resize_shorter_side`` (the longer side scaled and
+truncated, as torchvision's ``Resize(int)``); take the centre ``crop_size`` (offsets rounded half to
+even, as torchvision's ``CenterCrop``); scale to 0..1 (``/ 255``), subtract ``mean``, divide by
+``std``; CHW float32, a batch axis in front. The output is logits; softmax gives probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+#: The metadata keys (``ModelProto.metadata_props``) that every SqueezeLens export carries, JSON-encoded.
+CLASS_NAMES_KEY = "squeezelens_class_names"
+PREPROCESSING_KEY = "squeezelens_preprocessing"
+UNKNOWN_KEY = "squeezelens_unknown"
+
+
+def read_metadata(session: Any) -> dict[str, Any]:
+    """The file's SqueezeLens metadata: every ``squeezelens_*`` key, JSON values decoded.
+
+    Args:
+        session: an ``onnxruntime.InferenceSession`` of the exported file.
+
+    Raises:
+        KeyError: the file lacks the class names or the preprocessing (not a SqueezeLens export).
+    """
+    props = session.get_modelmeta().custom_metadata_map
+    meta: dict[str, Any] = {}
+    for key, value in props.items():
+        if key.startswith("squeezelens_"):
+            try:
+                meta[key] = json.loads(value)
+            except ValueError:
+                meta[key] = value
+    for key in (CLASS_NAMES_KEY, PREPROCESSING_KEY):
+        if key not in meta:
+            raise KeyError(f"not a SqueezeLens export: metadata key {key!r} is missing")
+    return meta
+
+
+def load_rgb(path: str) -> Image.Image:
+    """The picture in ``path`` upright (EXIF orientation applied), transparency on white, 8-bit RGB."""
+    with Image.open(path) as im:
+        im.seek(0)  # first frame / page
+        im.load()
+        img = ImageOps.exif_transpose(im)
+    if img.mode == "P" or (img.mode in ("RGB", "L") and "transparency" in img.info):
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img.convert("RGBA"))
+    return img.convert("RGB")
+
+
+def preprocess(img: Image.Image, prep: dict[str, Any]) -> np.ndarray:
+    """An RGB image to the model's (3, H, W) float32 input, as ``prep`` (the preprocessing metadata) says."""
+    if prep.get("crop_mode", "center") != "center":
+        raise ValueError(f"crop_mode {prep.get('crop_mode')!r} is not described by this reference")
+    scale = int(prep["resize_shorter_side"])
+    ch, cw = (int(v) for v in prep["crop_size"])
+    iw, ih = img.size
+    nw, nh = (scale, int(scale * ih / iw)) if iw <= ih else (int(scale * iw / ih), scale)
+    if (nw, nh) != (iw, ih):
+        img = img.resize((nw, nh), getattr(Image.Resampling, str(prep["interpolation"]).upper()))
+    top, left = int(round((nh - ch) / 2.0)), int(round((nw - cw) / 2.0))
+    img = img.crop((left, top, left + cw, top + ch))
+    arr = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255
+    mean = np.asarray(prep["mean"], dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(prep["std"], dtype=np.float32).reshape(3, 1, 1)
+    return np.ascontiguousarray((arr - mean) / std)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in float64 for stability, returned as float64."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def probabilities(session: Any, meta: dict[str, Any], paths: list[str]) -> np.ndarray:
+    """(N, classes) probabilities of the images in ``paths``, one image per run."""
+    name = session.get_inputs()[0].name
+    rows = []
+    for path in paths:
+        x = preprocess(load_rgb(path), meta[PREPROCESSING_KEY])[None]
+        rows.append(softmax(session.run(None, {name: x})[0])[0])
+    return np.stack(rows) if rows else np.zeros((0, len(meta[CLASS_NAMES_KEY])))
+
+
+def open_session(path: str) -> Any:
+    """An ONNX Runtime CPU session of the exported file."""
+    import onnxruntime as ort  # type: ignore[import-untyped]  # no py.typed
+
+    return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+
+def main(argv: list[str]) -> int:
+    """``onnx_reference.py MODEL.onnx IMAGE...``: print each image's top 5 classes as JSON lines."""
+    if len(argv) < 2:
+        print("usage: onnx_reference.py MODEL.onnx IMAGE...", file=sys.stderr)
+        return 2
+    session = open_session(argv[0])
+    meta = read_metadata(session)
+    names = meta[CLASS_NAMES_KEY]
+    for path, p in zip(argv[1:], probabilities(session, meta, argv[1:])):
+        top = np.argsort(-p, kind="stable")[: min(5, len(names))]
+        print(json.dumps({"path": path, "top": [{"index": int(i), "label": names[i], "prob": float(p[i])}
+                                                for i in top]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
