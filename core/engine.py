@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from . import graph_cache, onnx_export
+from . import precision as precision_modes
 from .backend_choice import pick_backend, pick_device
 from .cuda_path import accelerator_may_exist
 from .errors import ExportError, GpuOutOfMemory, ImageLoadError, SqueezeLensError, UsageError
 from .images import open_image
 from .model_loader import DeferredLoadedModel, LoadedModel, load_model
-from .options import BACKENDS, DEVICES, EXPORT_MODES, Backend, Device, ExportMode
+from .options import BACKENDS, DEVICES, EXPORT_MODES, PRECISIONS, Backend, Device, ExportMode, Precision
 from .pipeline import run_batched
 from .predictions import Prediction, TopClass
 from .preprocess import fast_decode_min_side
@@ -91,6 +92,14 @@ class Classifier:
         self.export_seconds = 0.0
         #: One line on how the backend was chosen (e.g. why ONNX Runtime is not in use), for a status bar.
         self.backend_note = f"{self._runner.kind} on {self._runner.device}"
+        #: The precision asked for at load (:data:`.options.Precision`); :attr:`precision` is the one in use.
+        self.requested_precision: str = "fp32"
+        #: How the precision was settled (the fidelity verdicts, or why a mode was refused).
+        self.precision_note = ""
+        #: Extra real photos for the fidelity check (a finetuned model's validation images).
+        self.fidelity_photos: Sequence[Path] = ()
+        #: Builds a reduced-precision runner (tests inject a broken one); see :func:`.precision.choose`.
+        self._precision_opener: precision_modes.Opener | None = None
 
     @classmethod
     def load(
@@ -105,6 +114,7 @@ class Classifier:
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
         export: ExportMode = "background",
+        precision: Precision | str = "auto",
     ) -> Classifier:
         """Load ``model`` (name or saved-model folder; default seresnext26d_32x4d) with weights resolved as
         documented: ``weights`` file or folder > Hugging Face cache > download > none (untrained).
@@ -118,6 +128,11 @@ class Classifier:
                 ``background`` serves with torch at once and switches to ONNX Runtime when the
                 export is ready (:meth:`close` waits for that thread); ``wait`` exports first. An
                 explicit ``onnxruntime`` always waits.
+            precision: ``auto`` (the fastest mode this CPU runs natively that passes the fidelity
+                check, see :mod:`.precision`), ``fp32`` (exact), ``int8`` or ``bf16``. Applies to the
+                CPU graph path; a refused mode falls back to fp32 with the reason in
+                :attr:`precision_note`. With ``export="background"`` a mode not prepared yet is
+                prepared (quantized, checked) in the background thread, fp32 serving meanwhile.
 
         Raises:
             UsageError: an unknown or absent device or backend (ONNX Runtime without CUDA support for
@@ -132,10 +147,14 @@ class Classifier:
             raise UsageError(f"unknown device '{device}'; choose one of {', '.join(DEVICES)}")
         if export not in EXPORT_MODES:
             raise UsageError("export must be 'background' or 'wait'")
+        if precision not in PRECISIONS:
+            raise UsageError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
         if backend == "onnxruntime" and device == "mps":
             raise UsageError("ONNX Runtime does not run on mps here; use --backend torch or --device cpu")
         fast = cls._load_cached_graph(model, weights, device, backend, fast_decode, allow_download, progress, cancel)
         if fast is not None:
+            fast.requested_precision = str(precision)
+            fast._adopt_precision(fast._runner, wait=export == "wait")
             return fast
         dev = pick_device(device)
         if backend == "onnxruntime" and device == "auto" and not (dev == "cuda" and ort_has_cuda()):
@@ -144,8 +163,11 @@ class Classifier:
         name = None if model is None else str(model)
         loaded = load_model(name, weights, allow_download=allow_download, progress=progress, cancel=cancel)
         if chosen == "torch":
-            return cls(loaded, dev, fast_decode=fast_decode)
+            clf = cls(loaded, dev, fast_decode=fast_decode)
+            clf._note_torch_precision(str(precision))
+            return clf
         clf = cls(loaded, "cpu", fast_decode=fast_decode)
+        clf.requested_precision = str(precision)
         wait = backend == "onnxruntime" or export == "wait"
         clf._adopt_onnx(model, weights, ort_device=dev, wait=wait, strict=backend == "onnxruntime")
         return clf
@@ -194,7 +216,7 @@ class Classifier:
                                     state_digest(loaded.model))
         meta = graph_cache.model_meta(loaded, self.data_config)
 
-        def prepare(copy_model: bool) -> OrtRunner:
+        def prepare(copy_model: bool) -> Runner:
             graph = graph_cache.find_graph(key)
             if graph is not None:
                 try:
@@ -210,6 +232,8 @@ class Classifier:
                 self.export_seconds = time.perf_counter() - t0
                 runner = OrtRunner(graph.path, ort_device)
             graph_cache.record_request(model, weights, loaded, graph)
+            if ort_device == "cpu":
+                return self._precision_runner(runner)
             return runner
 
         def failed(e: BaseException) -> None:
@@ -250,12 +274,77 @@ class Classifier:
         self._export_thread = threading.Thread(target=work, name="squeezelens-onnx-export", daemon=False)
         self._export_thread.start()
 
+    def _note_torch_precision(self, requested: str) -> None:
+        """Reduced precision is for the CPU graph path: say so when it was asked for explicitly."""
+        self.requested_precision = requested
+        if requested in ("int8", "bf16"):
+            self.precision_note = f"{requested} refused: it runs on the CPU graph path (ONNX Runtime), not on torch"
+            log.warning("%s", self.precision_note)
+
+    def _precision_runner(self, fp32: Runner) -> Runner:
+        """The runner of :attr:`requested_precision` for the graph ``fp32`` runs (``fp32`` itself when
+        fp32 was asked for or every faster mode was refused); sets :attr:`precision_note`. No torch."""
+        path = getattr(fp32, "path", None)
+        if self.requested_precision == "fp32" or path is None or not hasattr(fp32, "logits"):
+            self.precision_note = "fp32"
+            return fp32
+        from .numpy_transform import numpy_eval_transform
+
+        transform = numpy_eval_transform(self.data_config)
+        if transform is None:
+            self.precision_note = "fp32 (the fidelity photos need the numpy transform of this model's input)"
+            return fp32
+        try:
+            choice = precision_modes.choose(self.requested_precision, Path(path), fp32,  # type: ignore[arg-type]
+                                            transform, opener=self._precision_opener,
+                                            extra_photos=self.fidelity_photos)
+        except Exception as e:  # never worse than fp32
+            reason = e.reason if isinstance(e, SqueezeLensError) else f"{type(e).__name__}: {e}"
+            self.precision_note = f"fp32 ({self.requested_precision} could not be prepared: {reason})"
+            log.warning("%s", self.precision_note)
+            return fp32
+        self.precision_note = choice.note
+        if choice.runner is None:
+            return fp32
+        setattr(choice.runner, "precision", choice.precision)  # noqa: B010  (not part of the Runner protocol)
+        return choice.runner
+
+    def _adopt_precision(self, fp32: Runner, *, wait: bool) -> None:
+        """After a torch-free start on the fp32 graph: switch to the requested precision's runner,
+        now (``wait``) or from a background thread (fp32 serves meanwhile)."""
+        if self.requested_precision == "fp32":
+            self.precision_note = "fp32"
+            return
+
+        def settle() -> Runner | None:
+            runner = self._precision_runner(fp32)
+            return None if runner is fp32 else runner
+
+        if wait:
+            runner = settle()
+            if runner is not None:
+                self._switch_to(runner, "cached graph")
+            return
+
+        def work() -> None:
+            runner = settle()
+            if runner is not None:
+                with self._lock:
+                    if not self._closed:
+                        self._pending, self._pending_note = runner, "cached graph"
+
+        self._export_thread = threading.Thread(target=work, name="squeezelens-precision", daemon=False)
+        self._export_thread.start()
+
     def _switch_to(self, runner: Runner, note: str = "") -> None:
         with self._lock:
             self._runner = runner
             self._transform = self._transform_for(runner)
             self._pending = None
             self.backend_note = f"{runner.kind} on {runner.device}" + (f" ({note})" if note else "")
+            mode = getattr(runner, "precision", "fp32")
+            if mode != "fp32":
+                self.backend_note += f", {mode}"
 
     def _current(self, block: bool = True) -> Runner:
         """The runner to use now, taking over a freshly exported graph between two batches.
@@ -324,7 +413,7 @@ class Classifier:
         return thread is not None and thread.is_alive()
 
     def _transform_for(self, runner: Runner) -> Callable[[Image.Image], Item]:
-        if runner.kind == "onnxruntime":
+        if runner.kind in ("onnxruntime", "openvino"):
             from .numpy_transform import numpy_eval_transform
 
             fn = numpy_eval_transform(self.data_config)
@@ -343,6 +432,12 @@ class Classifier:
     @property
     def device(self) -> str:
         return self._current(block=False).device
+
+    @property
+    def precision(self) -> str:
+        """The numeric precision of the next batch: ``fp32``, or ``int8``/``bf16`` (verified against
+        fp32, :mod:`.precision`), or ``float16``/``bfloat16`` for torch's autocast on CUDA."""
+        return str(getattr(self._current(block=False), "precision", "fp32"))
 
     @property
     def model(self) -> torch.nn.Module:
