@@ -52,6 +52,8 @@ __all__ = ["CANCELLED", "Classifier", "ImageInput", "Prediction", "TopClass"]
 ImageInput = str | os.PathLike | Image.Image | ImageLoadError
 #: The error of an input that a cancelled ``classify`` did not get to.
 CANCELLED = "cancelled"
+#: The name of the thread that prepares a reduced-precision runner after a torch-free start.
+PRECISION_THREAD = "squeezelens-precision"
 
 
 class Classifier:
@@ -333,7 +335,7 @@ class Classifier:
                     if not self._closed:
                         self._pending, self._pending_note = runner, "cached graph"
 
-        self._export_thread = threading.Thread(target=work, name="squeezelens-precision", daemon=False)
+        self._export_thread = threading.Thread(target=work, name=PRECISION_THREAD, daemon=False)
         self._export_thread.start()
 
     def _switch_to(self, runner: Runner, note: str = "") -> None:
@@ -405,6 +407,12 @@ class Classifier:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def precision_pending(self) -> bool:
+        """True while a reduced-precision runner is being prepared in the background (on a cached graph)."""
+        thread = self._export_thread
+        return thread is not None and thread.is_alive() and thread.name == PRECISION_THREAD
 
     @property
     def export_pending(self) -> bool:

@@ -344,12 +344,14 @@ def choose(requested: str, graph_path: Path, fp32: LogitsRunner, transform: Call
         why = not_native_reason(mode)
         if why:
             notes.append(f"{mode} refused: {why}")
+            log.warning("%s precision refused: %s; running in fp32", mode, why)
             continue
         try:
             runner, engine = opener(graph_path, mode, transform)
         except Exception as e:
             reason = e.reason if isinstance(e, ExportError) else f"{type(e).__name__}: {e}"
             notes.append(f"{mode} refused: {reason}")
+            log.warning("%s precision could not be prepared: %s", mode, reason)
             continue
         verdict = cached_verdict(graph_path.parent, mode, engine)
         if verdict is None:

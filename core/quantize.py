@@ -28,9 +28,9 @@ MAX_CALIBRATION_BATCHES = 64
 
 
 def _reader(input_name: str, calibration: Iterable[np.ndarray]) -> Any:
-    from onnxruntime.quantization import CalibrationDataReader
+    from onnxruntime.quantization import CalibrationDataReader  # type: ignore[import-untyped]
 
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
+    class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self._it: Iterator[np.ndarray] = iter(calibration)
             self._n = 0
