@@ -116,7 +116,7 @@ class Classifier:
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
         export: ExportMode = "background",
-        precision: Precision | str = "auto",
+        precision: Precision | str = "fp32",
     ) -> Classifier:
         """Load ``model`` (name or saved-model folder; default seresnext26d_32x4d) with weights resolved as
         documented: ``weights`` file or folder > Hugging Face cache > download > none (untrained).
@@ -130,8 +130,8 @@ class Classifier:
                 ``background`` serves with torch at once and switches to ONNX Runtime when the
                 export is ready (:meth:`close` waits for that thread); ``wait`` exports first. An
                 explicit ``onnxruntime`` always waits.
-            precision: ``auto`` (the fastest mode this CPU runs natively that passes the fidelity
-                check, see :mod:`.precision`), ``fp32`` (exact), ``int8`` or ``bf16``. Applies to the
+            precision: ``fp32`` (exact, the default), ``auto`` (the fastest mode this CPU runs
+                natively that passes the fidelity check, see :mod:`.precision`), ``int8`` or ``bf16``. Applies to the
                 CPU graph path; a refused mode falls back to fp32 with the reason in
                 :attr:`precision_note`. With ``export="background"`` a mode not prepared yet is
                 prepared (quantized, checked) in the background thread, fp32 serving meanwhile.
