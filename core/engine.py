@@ -287,6 +287,8 @@ class Classifier:
         """The runner of :attr:`requested_precision` for the graph ``fp32`` runs (``fp32`` itself when
         fp32 was asked for or every faster mode was refused); sets :attr:`precision_note`. No torch."""
         path = getattr(fp32, "path", None)
+        if self._closed:  # closing: no quantization or fidelity pass for a runner nobody will use
+            return fp32
         if self.requested_precision == "fp32" or path is None or not hasattr(fp32, "logits"):
             self.precision_note = "fp32"
             return fp32
@@ -299,7 +301,7 @@ class Classifier:
         try:
             choice = precision_modes.choose(self.requested_precision, Path(path), fp32,  # type: ignore[arg-type]
                                             transform, opener=self._precision_opener,
-                                            extra_photos=self.fidelity_photos)
+                                            extra_photos=self.fidelity_photos, stop=lambda: self._closed)
         except Exception as e:  # never worse than fp32
             reason = e.reason if isinstance(e, SqueezeLensError) else f"{type(e).__name__}: {e}"
             self.precision_note = f"fp32 ({self.requested_precision} could not be prepared: {reason})"

@@ -319,7 +319,8 @@ Opener = Callable[[Path, str, Callable[[Image.Image], np.ndarray]], tuple[Logits
 
 
 def choose(requested: str, graph_path: Path, fp32: LogitsRunner, transform: Callable[[Image.Image], np.ndarray],
-           *, opener: Opener | None = None, extra_photos: Sequence[Path] = ()) -> Choice:
+           *, opener: Opener | None = None, extra_photos: Sequence[Path] = (),
+           stop: Callable[[], bool] | None = None) -> Choice:
     """Settle ``requested`` (``auto``/``fp32``/``int8``/``bf16``) for the model whose fp32 graph is ``graph_path``.
 
     Each candidate mode (:func:`candidates`) is checked once per model and engine and the verdict
@@ -332,6 +333,8 @@ def choose(requested: str, graph_path: Path, fp32: LogitsRunner, transform: Call
         transform: the model's numpy eval transform (for the photos).
         opener: builds a mode's runner (default :func:`open_mode`).
         extra_photos: more real photos for the check (a finetuned model's validation images).
+        stop: asked before each long step (quantization, the check); True gives up with fp32
+            (the classifier is being closed).
 
     Raises:
         UsageError: an unknown mode.
@@ -341,6 +344,8 @@ def choose(requested: str, graph_path: Path, fp32: LogitsRunner, transform: Call
     verdicts: list[Fidelity] = []
     inputs: np.ndarray | None = None
     for mode in candidates(requested):
+        if stop is not None and stop():
+            break
         why = not_native_reason(mode)
         if why:
             notes.append(f"{mode} refused: {why}")
@@ -354,6 +359,8 @@ def choose(requested: str, graph_path: Path, fp32: LogitsRunner, transform: Call
             log.warning("%s precision could not be prepared: %s", mode, reason)
             continue
         verdict = cached_verdict(graph_path.parent, mode, engine)
+        if verdict is None and stop is not None and stop():
+            break
         if verdict is None:
             if inputs is None:
                 inputs = photo_inputs(transform, extra_photos)
