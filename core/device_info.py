@@ -25,7 +25,7 @@ def device_label(device: str, backend: str = "torch") -> str:
         return f"CUDA: {torch.cuda.get_device_name(torch.device(device).index or 0)}"
     if device == "mps":
         return "Apple GPU (MPS)"
-    if backend == "onnxruntime":
+    if backend in ("onnxruntime", "openvino"):  # the CPU graph path: no torch
         from .runners import intra_op_threads
 
         threads = intra_op_threads()

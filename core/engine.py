@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from . import graph_cache, onnx_export
+from . import precision as precision_modes
 from .backend_choice import pick_backend, pick_device
 from .cuda_path import accelerator_may_exist
 from .errors import ExportError, GpuOutOfMemory, ImageLoadError, SqueezeLensError, UsageError
 from .images import open_image
 from .model_loader import DeferredLoadedModel, LoadedModel, load_model
-from .options import BACKENDS, DEVICES, EXPORT_MODES, Backend, Device, ExportMode
+from .options import BACKENDS, DEVICES, EXPORT_MODES, PRECISIONS, Backend, Device, ExportMode, Precision
 from .pipeline import run_batched
 from .predictions import Prediction, TopClass
 from .preprocess import fast_decode_min_side
@@ -53,6 +54,8 @@ __all__ = ["CANCELLED", "Classifier", "ImageInput", "Prediction", "TopClass"]
 ImageInput = str | os.PathLike | Image.Image | ImageLoadError
 #: The error of an input that a cancelled ``classify`` did not get to.
 CANCELLED = "cancelled"
+#: The name of the thread that prepares a reduced-precision runner after a torch-free start.
+PRECISION_THREAD = "squeezelens-precision"
 
 
 class Classifier:
@@ -101,6 +104,14 @@ class Classifier:
         self.unknown_calibration: UnknownCalibration | None = None
         #: The threshold in force on the top-1 probability (0..1), or None: no unknown verdict.
         self.unknown_threshold: float | None = None
+        #: The precision asked for at load (:data:`.options.Precision`); :attr:`precision` is the one in use.
+        self.requested_precision: str = "fp32"
+        #: How the precision was settled (the fidelity verdicts, or why a mode was refused).
+        self.precision_note = ""
+        #: Extra real photos for the fidelity check (a finetuned model's validation images).
+        self.fidelity_photos: Sequence[Path] = ()
+        #: Builds a reduced-precision runner (tests inject a broken one); see :func:`.precision.choose`.
+        self._precision_opener: precision_modes.Opener | None = None
 
     @classmethod
     def load(
@@ -116,6 +127,7 @@ class Classifier:
         cancel: threading.Event | None = None,
         export: ExportMode = "background",
         unknown_threshold: ThresholdSetting | str = None,
+        precision: Precision | str = "fp32",
     ) -> Classifier:
         """Load ``model`` (name or saved-model folder; default seresnext26d_32x4d) with weights resolved as
         documented: ``weights`` file or folder > Hugging Face cache > download > none (untrained).
@@ -133,6 +145,11 @@ class Classifier:
                 ``config.json``'s ``squeezelens_unknown``; ImageNet models have none); a number in 0..1
                 sets one on the top-1 probability; ``"off"`` disables the verdict
                 (:meth:`set_unknown_threshold`).
+            precision: ``fp32`` (exact, the default), ``auto`` (the fastest mode this CPU runs
+                natively that passes the fidelity check, see :mod:`.precision`), ``int8`` or ``bf16``. Applies to the
+                CPU graph path; a refused mode falls back to fp32 with the reason in
+                :attr:`precision_note`. With ``export="background"`` a mode not prepared yet is
+                prepared (quantized, checked) in the background thread, fp32 serving meanwhile.
 
         Raises:
             UsageError: an unknown or absent device or backend (ONNX Runtime without CUDA support for
@@ -147,9 +164,12 @@ class Classifier:
             raise UsageError(f"unknown device '{device}'; choose one of {', '.join(DEVICES)}")
         if export not in EXPORT_MODES:
             raise UsageError("export must be 'background' or 'wait'")
+        if precision not in PRECISIONS:
+            raise UsageError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
         calibration = read_calibration(model) if model is not None else None
         threshold = resolve_threshold(unknown_threshold, calibration)
-        clf = cls._load(model, weights, device, backend, fast_decode, allow_download, progress, cancel, export)
+        clf = cls._load(model, weights, device, backend, fast_decode, allow_download, progress, cancel, export,
+                        str(precision))
         clf.unknown_calibration, clf.unknown_threshold = calibration, threshold
         return clf
 
@@ -169,13 +189,15 @@ class Classifier:
     def _load(
         cls, model: str | None, weights: str | os.PathLike[str] | None, device: str, backend: str,
         fast_decode: bool, allow_download: bool, progress: ProgressFn | None, cancel: threading.Event | None,
-        export: ExportMode,
+        export: ExportMode, precision: str,
     ) -> Classifier:
         """:meth:`load` after its checks, without the unknown threshold."""
         if backend == "onnxruntime" and device == "mps":
             raise UsageError("ONNX Runtime does not run on mps here; use --backend torch or --device cpu")
         fast = cls._load_cached_graph(model, weights, device, backend, fast_decode, allow_download, progress, cancel)
         if fast is not None:
+            fast.requested_precision = str(precision)
+            fast._adopt_precision(fast._runner, wait=export == "wait")
             return fast
         dev = pick_device(device)
         if backend == "onnxruntime" and device == "auto" and not (dev == "cuda" and ort_has_cuda()):
@@ -184,8 +206,11 @@ class Classifier:
         name = None if model is None else str(model)
         loaded = load_model(name, weights, allow_download=allow_download, progress=progress, cancel=cancel)
         if chosen == "torch":
-            return cls(loaded, dev, fast_decode=fast_decode)
+            clf = cls(loaded, dev, fast_decode=fast_decode)
+            clf._note_torch_precision(str(precision))
+            return clf
         clf = cls(loaded, "cpu", fast_decode=fast_decode)
+        clf.requested_precision = str(precision)
         wait = backend == "onnxruntime" or export == "wait"
         clf._adopt_onnx(model, weights, ort_device=dev, wait=wait, strict=backend == "onnxruntime")
         return clf
@@ -233,7 +258,7 @@ class Classifier:
                                     state_digest(loaded.model), labels=loaded.labels, data_config=self.data_config)
         meta = graph_cache.model_meta(loaded, self.data_config)
 
-        def prepare(copy_model: bool) -> OrtRunner:
+        def prepare(copy_model: bool) -> Runner:
             graph = graph_cache.find_graph(key)
             if graph is not None:
                 opened = _open_cached(graph, ort_device)
@@ -247,6 +272,8 @@ class Classifier:
                 self.export_seconds = time.perf_counter() - t0
                 runner = OrtRunner(graph.path, ort_device)
             graph_cache.record_request(model, weights, loaded, graph)
+            if ort_device == "cpu":
+                return self._precision_runner(runner)
             return runner
 
         def failed(e: BaseException) -> None:
@@ -287,12 +314,79 @@ class Classifier:
         self._export_thread = threading.Thread(target=work, name="squeezelens-onnx-export", daemon=False)
         self._export_thread.start()
 
+    def _note_torch_precision(self, requested: str) -> None:
+        """Reduced precision is for the CPU graph path: say so when it was asked for explicitly."""
+        self.requested_precision = requested
+        if requested in ("int8", "bf16"):
+            self.precision_note = f"{requested} refused: it runs on the CPU graph path (ONNX Runtime), not on torch"
+            log.warning("%s", self.precision_note)
+
+    def _precision_runner(self, fp32: Runner) -> Runner:
+        """The runner of :attr:`requested_precision` for the graph ``fp32`` runs (``fp32`` itself when
+        fp32 was asked for or every faster mode was refused); sets :attr:`precision_note`. No torch."""
+        path = getattr(fp32, "path", None)
+        if self._closed:  # closing: no quantization or fidelity pass for a runner nobody will use
+            return fp32
+        if self.requested_precision == "fp32" or path is None or not hasattr(fp32, "logits"):
+            self.precision_note = "fp32"
+            return fp32
+        from .numpy_transform import numpy_eval_transform
+
+        transform = numpy_eval_transform(self.data_config)
+        if transform is None:
+            self.precision_note = "fp32 (the fidelity photos need the numpy transform of this model's input)"
+            return fp32
+        try:
+            choice = precision_modes.choose(self.requested_precision, Path(path), fp32,  # type: ignore[arg-type]
+                                            transform, opener=self._precision_opener,
+                                            extra_photos=self.fidelity_photos, stop=lambda: self._closed)
+        except Exception as e:  # never worse than fp32
+            reason = e.reason if isinstance(e, SqueezeLensError) else f"{type(e).__name__}: {e}"
+            self.precision_note = f"fp32 ({self.requested_precision} could not be prepared: {reason})"
+            log.warning("%s", self.precision_note)
+            return fp32
+        self.precision_note = choice.note
+        if choice.runner is None:
+            return fp32
+        setattr(choice.runner, "precision", choice.precision)  # noqa: B010  (not part of the Runner protocol)
+        return choice.runner
+
+    def _adopt_precision(self, fp32: Runner, *, wait: bool) -> None:
+        """After a torch-free start on the fp32 graph: switch to the requested precision's runner,
+        now (``wait``) or from a background thread (fp32 serves meanwhile)."""
+        if self.requested_precision == "fp32":
+            self.precision_note = "fp32"
+            return
+
+        def settle() -> Runner | None:
+            runner = self._precision_runner(fp32)
+            return None if runner is fp32 else runner
+
+        if wait:
+            runner = settle()
+            if runner is not None:
+                self._switch_to(runner, "cached graph")
+            return
+
+        def work() -> None:
+            runner = settle()
+            if runner is not None:
+                with self._lock:
+                    if not self._closed:
+                        self._pending, self._pending_note = runner, "cached graph"
+
+        self._export_thread = threading.Thread(target=work, name=PRECISION_THREAD, daemon=False)
+        self._export_thread.start()
+
     def _switch_to(self, runner: Runner, note: str = "") -> None:
         with self._lock:
             self._runner = runner
             self._transform = self._transform_for(runner)
             self._pending = None
             self.backend_note = f"{runner.kind} on {runner.device}" + (f" ({note})" if note else "")
+            mode = getattr(runner, "precision", "fp32")
+            if mode != "fp32":
+                self.backend_note += f", {mode}"
 
     def _current(self, block: bool = True) -> Runner:
         """The runner to use now, taking over a freshly exported graph between two batches.
@@ -355,13 +449,19 @@ class Classifier:
         self.close()
 
     @property
+    def precision_pending(self) -> bool:
+        """True while a reduced-precision runner is being prepared in the background (on a cached graph)."""
+        thread = self._export_thread
+        return thread is not None and thread.is_alive() and thread.name == PRECISION_THREAD
+
+    @property
     def export_pending(self) -> bool:
         """True while a background ONNX export is running."""
         thread = self._export_thread
         return thread is not None and thread.is_alive()
 
     def _transform_for(self, runner: Runner) -> Callable[[Image.Image], Item]:
-        if runner.kind == "onnxruntime":
+        if runner.kind in ("onnxruntime", "openvino"):
             from .numpy_transform import numpy_eval_transform
 
             fn = numpy_eval_transform(self.data_config)
@@ -380,6 +480,12 @@ class Classifier:
     @property
     def device(self) -> str:
         return self._current(block=False).device
+
+    @property
+    def precision(self) -> str:
+        """The numeric precision of the next batch: ``fp32``, or ``int8``/``bf16`` (verified against
+        fp32, :mod:`.precision`), or ``float16``/``bfloat16`` for torch's autocast on CUDA."""
+        return str(getattr(self._current(block=False), "precision", "fp32"))
 
     @property
     def model(self) -> torch.nn.Module:

@@ -17,8 +17,12 @@ ExportMode = Literal["background", "wait"]
 #: How finetuning trains: ``quick`` fits a new head on frozen, cached features; ``deep`` also trains
 #: the last stage.
 FinetuneMode = Literal["quick", "deep"]
+#: Numeric precision of CPU inference: ``auto`` is the fastest verified mode this CPU runs natively
+#: (see :mod:`.precision`), ``fp32`` is exact.
+Precision = Literal["auto", "fp32", "bf16", "int8"]
 
 DEVICES: tuple[str, ...] = get_args(Device)
 BACKENDS: tuple[str, ...] = get_args(Backend)
 EXPORT_MODES: tuple[str, ...] = get_args(ExportMode)
 FINETUNE_MODES: tuple[FinetuneMode, ...] = get_args(FinetuneMode)
+PRECISIONS: tuple[str, ...] = get_args(Precision)

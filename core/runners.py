@@ -4,8 +4,10 @@
   autotuning, warm-up and out-of-memory retries (all in :mod:`.cuda_path`).
 - :class:`OrtRunner`: one ONNX Runtime session for one exported graph (:mod:`.onnx_export` makes
   it, :mod:`.graph_cache` keeps it), on the CPU or through ONNX Runtime's CUDA provider.
+- :class:`OvRunner`: OpenVINO's CPU plugin on an ONNX graph, for the reduced-precision modes
+  (an int8 QDQ graph, or the fp32 graph with a bf16 hint; :mod:`.precision` decides).
 
-Importing this module imports neither torch nor onnxruntime: each runner imports its library when
+Importing this module imports neither torch, onnxruntime nor openvino: each runner imports its library when
 it is built, so a start from a cached graph never loads torch.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     Item: TypeAlias = np.ndarray | torch.Tensor
 
 #: What runs a batch: the values of :attr:`Runner.kind` (and of ``Classifier.backend``).
-RunnerKind = Literal["torch", "onnxruntime"]
+RunnerKind = Literal["torch", "onnxruntime", "openvino"]
 #: Per item: its ``k`` largest probabilities and their class indices, largest first.
 TopK = list[tuple[list[float], list[int]]]
 
@@ -105,6 +107,8 @@ class TorchRunner:
     and out-of-memory retries in smaller batches."""
 
     kind: RunnerKind = "torch"
+    #: ``fp32``, or torch's autocast type on CUDA (``float16``/``bfloat16``).
+    precision: str = "fp32"
 
     def __init__(self, model: torch.nn.Module, device: str = "cpu", input_size: Sequence[int] | None = None) -> None:
         """Put ``model`` (eval mode) on ``device``.
@@ -122,6 +126,8 @@ class TorchRunner:
         if device == "cuda":
             self.model = cuda_path.prepare_model(model, device)
             self._autocast = cuda_path.autocast_dtype()
+            if self._autocast is not None:
+                self.precision = str(self._autocast).removeprefix("torch.")
             self._oom = cuda_path.OomRetry()
             if input_size is not None:
                 cuda_path.warm_up(self._logits, input_size, device, batch_sizes=(1,))
@@ -165,6 +171,8 @@ class OrtRunner:
     intra-op threads, one per usable CPU (:data:`ALLOW_SPINNING`, :func:`intra_op_threads`)."""
 
     kind: RunnerKind = "onnxruntime"
+    #: ``fp32``, or ``int8`` for a quantized graph (set by :mod:`.precision`).
+    precision: str = "fp32"
 
     def __init__(self, path: str | os.PathLike[str], device: str = "cpu") -> None:
         """Open the graph at ``path`` on ``device``.
@@ -201,15 +209,60 @@ class OrtRunner:
 
     def top_k(self, items: Sequence[Item], k: int) -> TopK:
         """See :meth:`Runner.top_k`; on the CPU the items go through in runs of at most :data:`CPU_MAX_BATCH`."""
-        step = CPU_MAX_BATCH if self.device == "cpu" else len(items)
-        out: TopK = []
-        for start in range(0, len(items), step):
-            chunk = items[start:start + step]
-            probs = softmax(self.logits(np.stack([_as_numpy(x) for x in chunk])))
-            idx = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-            top = np.take_along_axis(probs, idx, axis=1)
-            out.extend(zip(top.tolist(), idx.tolist()))
-        return out
+        return _top_k_in_steps(self.logits, items, k, CPU_MAX_BATCH if self.device == "cpu" else len(items))
+
+
+class OvRunner:
+    """OpenVINO's CPU plugin on one ONNX graph (latency hint, one thread per usable CPU).
+
+    Used for the reduced-precision modes (:mod:`.precision`): an int8 QDQ graph (OpenVINO runs it as
+    integer convolutions), or an fp32 graph with ``INFERENCE_PRECISION_HINT=bf16``.
+    """
+
+    kind: RunnerKind = "openvino"
+    device = "cpu"
+    #: ``int8`` or ``bf16`` (set by :mod:`.precision`).
+    precision: str = "fp32"
+
+    def __init__(self, path: str | os.PathLike[str], precision_hint: str | None = None) -> None:
+        """Compile the graph at ``path`` for the CPU.
+
+        Args:
+            precision_hint: OpenVINO's inference precision (``f32``, ``bf16``); None keeps the
+                plugin's default (for an int8 graph: integer kernels where quantized, f32 elsewhere).
+
+        Raises:
+            Exception: whatever OpenVINO raises for a missing or damaged graph file.
+        """
+        import openvino as ov  # type: ignore[import-untyped]  # no type information shipped
+
+        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": intra_op_threads()}
+        if precision_hint is not None:
+            config["INFERENCE_PRECISION_HINT"] = precision_hint
+        self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+        self._request = self.compiled.create_infer_request()
+        self.path = Path(path)
+        self.precision_hint = precision_hint
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """The graph's output for a (N, 3, H, W) batch: (N, classes) float32 logits (a copy)."""
+        out = self._request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
+        return np.array(out[0], dtype=np.float32, copy=True)
+
+    def top_k(self, items: Sequence[Item], k: int) -> TopK:
+        """See :meth:`Runner.top_k`; the items go through in runs of at most :data:`CPU_MAX_BATCH`."""
+        return _top_k_in_steps(self.logits, items, k, CPU_MAX_BATCH)
+
+
+def _top_k_in_steps(logits: Callable[[np.ndarray], np.ndarray], items: Sequence[Item], k: int, step: int) -> TopK:
+    out: TopK = []
+    for start in range(0, len(items), max(1, step)):
+        chunk = items[start:start + step]
+        probs = softmax(logits(np.stack([_as_numpy(x) for x in chunk])))
+        idx = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        top = np.take_along_axis(probs, idx, axis=1)
+        out.extend(zip(top.tolist(), idx.tolist()))
+    return out
 
 
 def _as_numpy(x: Item) -> np.ndarray:

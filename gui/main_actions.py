@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QLabel, QToolBar
 from squeezelens.core.options import DEVICES
 
 from .export_action import build_export_action
+from .precision_menu import add_precision_menu
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -74,6 +75,7 @@ def build_actions(window: MainWindow) -> None:
         a.triggered.connect(lambda _checked=False, v=value: window.choose_device(v))
         window.device_group.addAction(a)
         device_menu.addAction(a)
+    window.precision_group = add_precision_menu(window, model_menu)
     window.menuBar().addMenu("&Help").addAction(window.act_about)
 
     tools = QToolBar("Main")

@@ -29,7 +29,7 @@ class ModelControls(_Base):
         """Load ``name`` on the chosen device in the worker; the image on show is classified again with it."""
         self.model_state = None
         self._trying = (name or "", self.settings.device)
-        self.client.load_model(ModelSpec(name=name, device=self.settings.device))
+        self.client.load_model(ModelSpec(name=name, device=self.settings.device, precision=self.settings.precision))
         self.status_label.setText(f"Loading {short_name(name or DEFAULT_MODEL)}...")
         self.device_label.setText(self.settings.device.upper() if self.settings.device != DEFAULT_DEVICE else "")
         self._reclassify_current()  # queued behind the load, so the new model answers

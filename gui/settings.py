@@ -13,7 +13,7 @@ from typing import Generic, TypeVar, overload
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from squeezelens.core.options import DEVICES, FINETUNE_MODES, Device
+from squeezelens.core.options import DEVICES, FINETUNE_MODES, PRECISIONS, Device
 
 ORGANIZATION = "SqueezeLens"
 APPLICATION = "SqueezeLens"
@@ -152,6 +152,8 @@ class AppSettings:
     #: Catalogue name or saved-model folder; empty means the default model.
     model = _Text("model")
     device = _Choice("device", DEVICES, DEFAULT_DEVICE)
+    #: CPU inference precision (Model > Precision); auto: the fastest mode verified against fp32
+    precision = _Choice("precision", PRECISIONS, "auto")
     top_k = _Int("top_k", 5, *TOP_K_RANGE)
     last_folder = _Text("last_folder")
     #: Saved-model folders used lately, newest first (see :meth:`add_recent_model`).

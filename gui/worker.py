@@ -39,6 +39,8 @@ class ModelSpec:
     device: str = "auto"
     backend: str = "auto"
     allow_download: bool = True
+    #: CPU inference precision (core's Precision); the window passes the saved setting
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,16 @@ def default_loader(spec: ModelSpec, progress: Callable[[int, int | None], None],
     """The real loader: :meth:`Classifier.load` (imports torch on first use, in the worker thread)."""
     from squeezelens.core.engine import Classifier
 
-    return Classifier.load(
+    clf = Classifier.load(
         spec.name, spec.weights, device=spec.device, backend=spec.backend,
-        allow_download=spec.allow_download, progress=progress, cancel=cancel,
+        allow_download=spec.allow_download, progress=progress, cancel=cancel, precision=spec.precision,
     )
+    if getattr(clf, "precision_pending", False):
+        # the reduced-precision runner is prepared in the background on a cached graph (about a
+        # second; a first quantization and fidelity check longer): wait, so the state shown (and the
+        # precision each timing is marked with) is the one that runs
+        clf.wait_for_export()
+    return clf
 
 
 class InferenceWorker(QThread):
@@ -346,12 +354,18 @@ def _describe(clf: Any, load_s: float, notice: str | None) -> ModelState:
     backend = getattr(clf, "backend", "torch")
     return ModelState(
         name=clf.name, architecture=loaded.architecture, device=clf.device,
-        device_label=device_label(clf.device, backend), backend=backend, untrained=clf.untrained,
+        device_label=device_label(clf.device, backend) + _precision_mark(clf), backend=backend, untrained=clf.untrained,
         untrained_reason=loaded.untrained_reason, license=loaded.license, num_classes=len(clf.labels),
         load_s=load_s, notice=notice,
         unknown_calibrated=getattr(getattr(clf, "unknown_calibration", None), "threshold", None),
         unknown_threshold=getattr(clf, "unknown_threshold", None),
     )
+
+
+def _precision_mark(clf: Any) -> str:
+    """``", int8"`` for a reduced-precision model (shown with every timing), empty for fp32."""
+    mode = getattr(clf, "precision", "fp32")
+    return "" if mode == "fp32" else f", {mode}"
 
 
 class InferenceClient(QObject):

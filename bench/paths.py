@@ -1,0 +1,130 @@
+"""The same speed in every path: each way SqueezeLens runs a model, per image, against the bare runner.
+
+One Classifier (``--precision``, default ``auto``) serves every in-process path, as in the app:
+
+- ``bare runner``: ``runner.top_k([x])`` on an already preprocessed input (the reference);
+- ``GUI single image``: the worker's call, ``clf.classify([path])`` (Qt left out: the worker adds
+  only a signal);
+- ``GUI batch``: ``clf.classify(paths, batch_size=16)`` as the batch window's worker job does;
+- ``camera``: ``clf.classify([pil_frame])`` per frame, as the live worker does;
+- ``CLI classify``: a ``squeezelens classify FOLDER --format json`` process, its own ``inference`` times;
+- ``finetune feature pass``: ``core.feature_cache.extract_features`` (torch eager, fp32: it needs
+  pooled features, not logits, so it does not use the graph runners).
+
+The model part of each path is the ``infer_ms`` the path itself records (for the feature pass, the
+whole call minus decoding, measured apart); its ratio to the bare runner is the number to watch
+(issue 19's target: within 1.10). Paths take turns round by round; medians.
+
+Run:  python bench/paths.py [--model seresnext26d_32x4d] [--precision auto] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET = 1.10
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="seresnext26d_32x4d")
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--no-cli", action="store_true", help="leave out the CLI process (slow on a busy machine)")
+    args = ap.parse_args(argv)
+
+    from PIL import Image
+
+    from squeezelens.core import precision
+    from squeezelens.core.engine import Classifier
+    from squeezelens.core.feature_cache import extract_features
+
+    photos = precision.photo_paths()
+    t0 = time.perf_counter()
+    clf = Classifier.load(args.model, device="cpu", allow_download=False, export="wait", precision=args.precision)
+    load_s = time.perf_counter() - t0
+    runner = clf._current()
+    xs = [clf.preprocess(p) for p in photos]
+    pils = [Image.open(p).convert("RGB") for p in photos]
+    times: dict[str, list[float]] = {}
+
+    def add(name: str, ms: float) -> None:
+        times.setdefault(name, []).append(ms)
+
+    def bare() -> None:
+        for x in xs:
+            t = time.perf_counter()
+            runner.top_k([x], 5)
+            add("bare runner", (time.perf_counter() - t) * 1000)
+
+    def single() -> None:
+        for p in photos:
+            add("GUI single image", clf.classify([p], top_k=5)[0].infer_ms)
+
+    def batch() -> None:
+        for pred in clf.classify(photos * 2, top_k=5, batch_size=16):
+            add("GUI batch (16)", pred.infer_ms)
+
+    def camera() -> None:
+        for im in pils:
+            add("camera frame", clf.classify([im], top_k=5)[0].infer_ms)
+
+    def features() -> None:
+        torch_model = clf.model
+        from squeezelens.core.preprocess import eval_transform
+
+        tf = eval_transform(clf.data_config)
+        t = time.perf_counter()
+        decoded = [tf(Image.open(p).convert("RGB")) for p in photos]
+        decode_s = time.perf_counter() - t
+        del decoded
+        t = time.perf_counter()
+        extract_features(torch_model, photos, tf, None, batch_size=16)
+        add("finetune feature pass (torch)", ((time.perf_counter() - t) - decode_s) * 1000 / len(photos))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for p in photos:
+            (folder / p.name).write_bytes(p.read_bytes())
+
+        def cli() -> None:
+            proc = subprocess.run(
+                [sys.executable, "-m", "squeezelens", "classify", str(folder), "--model", args.model, "--offline",
+                 "--format", "json", "--precision", args.precision],
+                capture_output=True, text=True, timeout=600, env={**os.environ},
+            )
+            if proc.returncode != 0:
+                print(proc.stderr[-1000:])
+                return
+            for r in json.loads(proc.stdout):
+                add("CLI classify", r["time_ms"]["inference"])
+
+        rounds = [bare, single, batch, camera, features] + ([] if args.no_cli else [cli])
+        for f in rounds:  # warm-up (the torch module is built on first use)
+            f()
+        times.clear()
+        for _ in range(args.rounds):
+            for f in rounds:
+                f()
+
+    print(f"model {clf.name}: precision asked {args.precision}, running {clf.precision} on {clf.backend} "
+          f"({clf.precision_note}); load {load_s:.1f} s")
+    ref = statistics.median(times["bare runner"])
+    print(f"{'path':<32} {'model ms/image':>14} {'x bare':>7}  within {TARGET:.2f}?")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(f"{name:<32} {med:14.1f} {med / ref:7.2f}  {'yes' if med / ref <= TARGET else 'NO'}")
+    clf.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
