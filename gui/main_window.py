@@ -34,6 +34,7 @@ from squeezelens.core.images import image_extensions
 
 from .about import show_about
 from .batch_window import BatchWindow
+from .camera_source import STARTING_CAMERA
 from .dev_tools import StartupProbe
 from .drop_input import DropContent, can_accept, classify_path, read_mime
 from .history_strip import HistoryEntry, HistoryStrip
@@ -77,6 +78,7 @@ class MainWindow(ModelControls, QMainWindow):
         self._trying: tuple[str, str] = ("", DEFAULT_DEVICE)  # (model, device) being loaded; "": the default model
         self._good: tuple[str, str] | None = None  # the last (model, device) that loaded
         self._catalogue_requested = False
+        self._camera_after_stack = False  # camera mode chosen before the model stack was loaded
         self.finetune_window: Any = None  # FinetuneWindow, imported and built when first opened
 
         self.setWindowTitle(APP_TITLE)
@@ -160,6 +162,7 @@ class MainWindow(ModelControls, QMainWindow):
         c.modelReady.connect(self._on_model_ready)
         c.modelFailed.connect(self._on_model_failed)
         c.catalogueReady.connect(self._on_catalogue)
+        c.stackReady.connect(self._on_stack_ready)
         c.resultReady.connect(self._on_result)
         c.batchStarted.connect(self._on_batch_started)
         c.batchItem.connect(self._on_batch_item)
@@ -396,6 +399,14 @@ class MainWindow(ModelControls, QMainWindow):
         """Show the camera page (live classification) instead of the image view, or go back and stop the camera."""
         self.act_camera.setChecked(on)
         if on:
+            if self.camera_page is None and not self.client.model_stack_ready:
+                # Qt Multimedia (FFmpeg, then OpenGL with the first frame) loads only after the model stack's
+                # native libraries (core.model_stack): loaded the other way round, triton's LLVM crashes
+                self._camera_after_stack = True
+                self.results.show_message(STARTING_CAMERA, "Camera")
+                self.status_label.setText(STARTING_CAMERA)
+                self.client.prepare_model_stack()
+                return
             if self.camera_page is None:
                 from .camera_page import CameraPage  # Qt Multimedia is loaded only when camera mode is used
 
@@ -408,6 +419,7 @@ class MainWindow(ModelControls, QMainWindow):
             waiting = "No live video." if self.camera_page.view.message else "Waiting for the first frame..."
             self.results.show_message(waiting, "Camera")
             return
+        self._camera_after_stack = False
         if self.camera_page is not None:
             self.camera_page.stop()
         self.left.setCurrentWidget(self.view)
@@ -415,6 +427,14 @@ class MainWindow(ModelControls, QMainWindow):
             self.show_entry(self.current)
         else:
             self.results.show_message("Drop an image or a folder, or press Ctrl+O to open one.")
+
+    def _on_stack_ready(self) -> None:
+        """The model stack is loaded: camera mode, if chosen meanwhile, starts now."""
+        if self._camera_after_stack and self.act_camera.isChecked():
+            self._camera_after_stack = False
+            if self.status_label.text() == STARTING_CAMERA:
+                self.status_label.setText("")
+            self.set_camera_mode(True)
 
     def _on_live_result(self, result: Any, rows: list) -> None:
         if not self.act_camera.isChecked():
