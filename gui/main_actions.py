@@ -60,6 +60,8 @@ def build_actions(window: MainWindow) -> None:
     model_menu.addAction(window.act_open_model)
     model_menu.addAction(window.act_finetune)
     device_menu = model_menu.addMenu("&Device")
+    device_menu.setToolTipsVisible(True)  # an unavailable device says why (ModelControls.set_device_availability)
+    window.device_menu = device_menu
     window.device_group = QActionGroup(window)
     for value in DEVICES:
         a = QAction(DEVICE_NAMES.get(value, value), window, checkable=True)

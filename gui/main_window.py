@@ -163,6 +163,7 @@ class MainWindow(ModelControls, QMainWindow):
         c.modelFailed.connect(self._on_model_failed)
         c.catalogueReady.connect(self._on_catalogue)
         c.stackReady.connect(self._on_stack_ready)
+        c.devicesReady.connect(self.set_device_availability)
         c.resultReady.connect(self._on_result)
         c.batchStarted.connect(self._on_batch_started)
         c.batchItem.connect(self._on_batch_item)

@@ -130,6 +130,7 @@ class InferenceWorker(QThread):
     jobFailed = Signal(int, str)  # req, message (an unexpected error: the window says it, no traceback)
     liveResult = Signal(object)  # LiveResult
     stackReady = Signal()  # the model stack's native libraries are loaded (see core.model_stack)
+    devicesReady = Signal(object)  # {device: None when usable, else why not} (core.device_info)
 
     def __init__(self, loader: Loader = default_loader, parent: QObject | None = None,
                  stack_importer: StackImporter | None = None) -> None:
@@ -177,13 +178,19 @@ class InferenceWorker(QThread):
 
     def _import_stack(self) -> None:
         assert self._stack_importer is not None
+        devices = None
         try:
             self._stack_importer()
+            from squeezelens.core.device_info import device_availability
+
+            devices = device_availability()
         except Exception:  # noqa: BLE001 - a broken install: the load or the listing says it in words
             traceback.print_exc()
         finally:
             self.stack_ready.set()
             if not self._stopping.is_set():
+                if devices is not None:
+                    emit_unless_deleted(self, "devicesReady", devices)
                 emit_unless_deleted(self, "stackReady")
 
     def _wait_for_stack(self) -> None:
@@ -397,6 +404,7 @@ class InferenceClient(QObject):
     jobFailed = Signal(int, str)
     liveResult = Signal(object)  # LiveResult, for every frame the worker took from a mailbox
     stackReady = Signal()  # the model stack is imported: the camera's video stack may load now
+    devicesReady = Signal(object)  # {device: None when usable here, else the reason in words}
 
     def __init__(self, loader: Loader = default_loader, parent: QObject | None = None,
                  stack_importer: StackImporter | None = None) -> None:
@@ -421,6 +429,7 @@ class InferenceClient(QObject):
         w.jobFailed.connect(self.jobFailed)
         w.liveResult.connect(self.liveResult)
         w.stackReady.connect(self.stackReady)
+        w.devicesReady.connect(self.devicesReady)
         w.start()
 
     # -- requests ----------------------------------------------------------------------------------

@@ -1,0 +1,100 @@
+"""Issue 14's desktop checks: the results panel never clips, the Device menu tells the truth, the Finetune
+window's Start, the batch window's keys and counts."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+
+def _prediction(n: int) -> Any:
+    from squeezelens.core.predictions import TopClass
+
+    top = [TopClass(i, f"class number {i} with a longish name", 1.0 / (i + 2)) for i in range(n)]
+    return SimpleNamespace(ok=True, top=top, model="seresnext26d_32x4d", infer_ms=12.0, load_ms=3.0,
+                           untrained=True, error_reason=None, error=None)
+
+
+def _reachable(panel: Any, w: QWidget) -> bool:
+    """``w`` is shown whole, or can be scrolled to whole: it lies inside the area its parent offers."""
+    parent = w.parentWidget()
+    g = w.geometry()
+    return g.top() >= 0 and g.bottom() < parent.height() and g.height() >= w.minimumSizeHint().height()
+
+
+@pytest.mark.parametrize("size", [(260, 330), (300, 420), (420, 240)])
+def test_results_panel_never_clips_top10_and_the_untrained_banner(qtbot: Any, size: tuple[int, int]) -> None:
+    """The panel sizes the main window gives it at small window sizes (of the order of 640x400 and 800x500): Top 10
+    with the untrained warning. Before issue 14 the bars ran past the panel's bottom edge (9 of 10 shown,
+    3 of 5 at 800x500) and the banner was cut mid-sentence; now the content scrolls."""
+    from squeezelens.gui.results_panel import ResultsPanel
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    panel = ResultsPanel()
+    QVBoxLayout(host).addWidget(panel)
+    host.resize(*size)
+    host.show()
+    panel.set_untrained("seresnext26d_32x4d")
+    panel.show_prediction("a photo with a long file name.jpg", _prediction(10))
+    qtbot.waitExposed(host)
+    qtbot.wait(20)  # layouts settle
+    for w in (panel.title, panel.banner, panel.bars, panel.timing):
+        assert w.isVisible()
+        assert _reachable(panel, w), f"{w.objectName() or type(w).__name__} is clipped at {size}"
+    assert panel.banner.height() >= panel.banner.heightForWidth(panel.banner.width())
+    assert panel.bars.height() >= panel.bars.sizeHint().height()  # all 10 rows
+    sb = panel.scroll.verticalScrollBar()
+    sb.setValue(sb.maximum())  # the last bar can be scrolled into view
+    qtbot.wait(10)
+    bottom = panel.bars.mapTo(panel, panel.bars.rect().bottomLeft()).y()
+    assert bottom <= panel.height()
+
+
+def test_device_availability_on_this_machine() -> None:
+    import torch
+
+    from squeezelens.core.device_info import NO_CUDA, device_availability
+
+    reasons = device_availability()
+    assert reasons["cpu"] is None and reasons["auto"] is None
+    if not torch.cuda.is_available():
+        assert reasons["cuda"] == NO_CUDA and "--" not in NO_CUDA
+
+
+def test_device_menu_on_a_machine_without_a_gpu(qtbot: Any, make_window: Any, classifier: Any) -> None:
+    """Unavailable devices are disabled with the reason; choosing one that fails anyway (a GPU that went
+    away) keeps the corner label on the device that really runs, says so in words, with no CLI advice.
+    Before issue 14: CUDA offered on a CPU-only machine, the label read "CUDA" while the CPU ran the
+    model, and the notice said "use --device cpu" and "Could not load X; still using X"."""
+    from squeezelens.core.device_info import NO_CUDA, NO_MPS
+    from squeezelens.core.errors import UsageError
+
+    def loader(spec: Any, progress: Any, cancel: Any) -> Any:
+        if spec.device == "cuda":
+            raise UsageError("CUDA was requested but no CUDA GPU is available here; use --device cpu")
+        return classifier
+
+    window = make_window(loader)
+    qtbot.waitUntil(lambda: window.model_state is not None, timeout=30_000)
+    label = window.device_label.text()
+    assert label and "CUDA" not in label
+    window.client.devicesReady.emit({"auto": None, "cpu": None, "cuda": NO_CUDA, "mps": NO_MPS})
+    actions = {a.data(): a for a in window.device_group.actions()}
+    assert actions["cpu"].isEnabled() and actions["auto"].isEnabled()
+    for value, reason in (("cuda", NO_CUDA), ("mps", NO_MPS)):
+        assert not actions[value].isEnabled()
+        assert reason.lower() in actions[value].toolTip().lower() and "not available" in actions[value].text()
+    assert window.device_menu.toolTipsVisible()
+
+    window.choose_device("cuda")  # as if chosen before the menu knew (the action itself is disabled)
+    assert window.device_label.text() == label  # while loading: still where the answering model runs
+    qtbot.waitUntil(lambda: window.model_state is not None, timeout=30_000)
+    assert window.device_label.text() == label
+    assert window.settings.device != "cuda" and actions["cuda"].isChecked() is False
+    status = window.status_label.text()
+    assert "Could not use CUDA" in status and label in status
+    assert "--" not in window.notice.text() and "Could not use CUDA" in window.notice.text()
