@@ -3,6 +3,7 @@ window's Start, the batch window's keys and counts."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -98,3 +99,57 @@ def test_device_menu_on_a_machine_without_a_gpu(qtbot: Any, make_window: Any, cl
     status = window.status_label.text()
     assert "Could not use CUDA" in status and label in status
     assert "--" not in window.notice.text() and "Could not use CUDA" in window.notice.text()
+
+
+def test_batch_summary_wording() -> None:
+    from squeezelens.gui.batch_window import summary_text
+
+    assert summary_text(6, 6, 1, finished=True) == "6 images: 5 classified, 1 could not be read"
+    assert summary_text(1, 1, 0, finished=True) == "1 image: 1 classified"
+    assert summary_text(6, 2, 0, finished=False) == "Classifying: 2 of 6 images..."
+    assert summary_text(6, 2, 0, finished=True, cancelled=True) == "6 images: 2 classified, 4 not done (cancelled)"
+
+
+@pytest.mark.parametrize("how", ["escape", "ctrl+w", "button"])
+def test_batch_window_keys_close_and_the_summary_stays(qtbot: Any, tmp_path: Path, how: str) -> None:
+    """Esc, Ctrl+W and a Close button close the batch window (before issue 14 none did); saving the CSV
+    answers on a line of its own: the counts and the untrained warning stay."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from squeezelens.core.predictions import Prediction, TopClass
+    from squeezelens.gui.batch_window import BatchWindow
+
+    w = BatchWindow(1)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    sources = [str(tmp_path / f"img{i}.jpg") for i in range(6)]
+    w.start(sources)
+    for i, src in enumerate(sources):
+        pred = Prediction(src, "m", [TopClass(0, "cat", 0.9)]) if i != 3 else Prediction(src, "m", [], error="bad")
+        pred.untrained = True
+        w.add(i, pred)
+    w.finish(False)
+    assert w.summary.text() == "6 images: 5 classified, 1 could not be read"
+    assert w.untrained_label.isVisible()
+    w.export_csv(str(tmp_path / "results.csv"))
+    w.action_status.setText("Saved results.csv")  # what export_csv_dialog says after the dialog
+    assert w.summary.text() == "6 images: 5 classified, 1 could not be read" and w.untrained_label.isVisible()
+    from PySide6.QtWidgets import QApplication
+
+    w.activateWindow()
+    import warnings
+
+    with warnings.catch_warnings():  # deprecated, but offscreen has no window manager to activate it
+        warnings.simplefilter("ignore", DeprecationWarning)
+        QApplication.setActiveWindow(w)
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=2000)
+    w.table.setFocus()
+    if how == "escape":
+        QTest.keyClick(w.table, Qt.Key.Key_Escape)
+    elif how == "ctrl+w":
+        QTest.keyClick(w.table, Qt.Key.Key_W, Qt.KeyboardModifier.ControlModifier)
+    else:
+        w.close_button.click()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=2000)
