@@ -43,6 +43,7 @@ def build_actions(window: MainWindow) -> None:
     window.act_model = action("Choose &Model", window._open_picker, "Ctrl+M")
     window.act_finetune = action("&Finetune...", window.open_finetune, "Ctrl+T",
                                "Teach a model your own classes from a folder of images")
+    window.act_shortcuts = action("&Keyboard Shortcuts", window.show_shortcuts, "F1", "Every keyboard shortcut")
     window.act_about = action("&About SqueezeLens", window.show_about)
     window.act_about.setMenuRole(QAction.MenuRole.AboutRole)
 
@@ -70,7 +71,9 @@ def build_actions(window: MainWindow) -> None:
         a.triggered.connect(lambda _checked=False, v=value: window.choose_device(v))
         window.device_group.addAction(a)
         device_menu.addAction(a)
-    window.menuBar().addMenu("&Help").addAction(window.act_about)
+    help_menu = window.menuBar().addMenu("&Help")
+    help_menu.addAction(window.act_shortcuts)
+    help_menu.addAction(window.act_about)
 
     tools = QToolBar("Main")
     tools.setObjectName("mainToolbar")

@@ -9,6 +9,7 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QMimeData, QObject, Qt, QTimer
 from PySide6.QtGui import (
+    QAction,
     QCloseEvent,
     QDragEnterEvent,
     QDropEvent,
@@ -104,6 +105,7 @@ class MainWindow(ModelControls, QMainWindow):
         self.notice.setWordWrap(True)
         self.notice.setStyleSheet("background: palette(alternate-base); border-radius: 6px; padding: 6px 10px;")
         self.notice.hide()
+        self.notice.mousePressEvent = lambda _e: self.notice.hide()  # type: ignore[method-assign]
         self._notice_timer = QTimer(self, singleShot=True, interval=NOTICE_MS)
         self._notice_timer.timeout.connect(self.notice.hide)
 
@@ -231,6 +233,7 @@ class MainWindow(ModelControls, QMainWindow):
         its display image in the newest few entries only, since it has no file to come back to.
         """
         self.current = entry
+        self.setWindowTitle(f"{entry.title} - {APP_TITLE}")  # the window list names the image on show
         self.view.set_image(entry.image)
         kept_data = 0
         for other in self.history.entries():
@@ -390,11 +393,18 @@ class MainWindow(ModelControls, QMainWindow):
             self.results.show_message(f"Could not classify this image: {message}", entry.title)
 
     # -- window -------------------------------------------------------------------------------------
-    def show_notice(self, text: str) -> None:
-        """An inline message above the image that fades after a few seconds (no dialogs)."""
-        self.notice.setText(text)
+    def show_notice(self, text: str, error: bool = False) -> None:
+        """An inline message above the image (no dialogs), with an icon. Information fades after a few
+        seconds; an error stays until the next notice or a click on it, so it cannot be missed."""
+        icon = "\u26a0" if error else "\u2139"  # warning sign / information source
+        self.notice.setText(f"{icon}  {text}")
+        self.notice.setProperty("error", error)
+        self.notice.setToolTip("Click to dismiss" if error else "")
         self.notice.show()
-        self._notice_timer.start()
+        if error:
+            self._notice_timer.stop()
+        else:
+            self._notice_timer.start()
 
     def set_camera_mode(self, on: bool) -> None:
         """Show the camera page (live classification) instead of the image view, or go back and stop the camera."""
@@ -454,6 +464,25 @@ class MainWindow(ModelControls, QMainWindow):
     def toggle_fullscreen(self) -> None:
         self.setWindowState(self.windowState() ^ Qt.WindowState.WindowFullScreen)
         self.act_fullscreen.setChecked(self.isFullScreen())
+
+    def show_shortcuts(self) -> None:
+        """Help > Keyboard Shortcuts: every action's keys, read from the actions themselves."""
+        from PySide6.QtGui import QKeySequence
+        from PySide6.QtWidgets import QMessageBox
+
+        rows = []
+        for a in self.findChildren(QAction):
+            keys = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            if keys:
+                rows.append((a.text().replace("&", "").rstrip("."), keys))
+        rows.append(("Record captures (camera mode, hold)", "R"))
+        html = "<table cellspacing=6>" + "".join(
+            f"<tr><td>{name}</td><td><b>{keys}</b></td></tr>" for name, keys in sorted(set(rows))) + "</table>"
+        box = QMessageBox(self)
+        box.setWindowTitle("Keyboard shortcuts")
+        box.setText(html)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
 
     def show_about(self) -> None:
         s = self.model_state

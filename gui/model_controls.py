@@ -143,19 +143,19 @@ class ModelControls(_Base):
 
                 what = DEVICE_NAMES.get(tried_device, tried_device)
                 self.status_label.setText(f"Could not use {what}; still running on {where}")
-                self.show_notice(f"Could not use {what}: {message}. Still running on {where}.")
+                self.show_notice(f"Could not use {what}: {message}. Still running on {where}.", error=True)
             else:
                 kept = short_name(name or DEFAULT_MODEL)
                 self.status_label.setText(f"Could not load {tried}; still using {kept}")
-                self.show_notice(f"Could not load {tried}: {message}. Still using {kept}.")
+                self.show_notice(f"Could not load {tried}: {message}. Still using {kept}.", error=True)
             return  # the image queued behind the failed load is answered by the model kept
         if self._trying != ("", DEFAULT_DEVICE):
-            self.show_notice(f"Could not load {tried}: {message}. Loading the default model instead.")
+            self.show_notice(f"Could not load {tried}: {message}. Loading the default model instead.", error=True)
             self._set_choice("", DEFAULT_DEVICE)
             self.load_model(None)
             return
         self.status_label.setText("Could not load the model")
-        self.show_notice(f"Could not load the model: {message}")
+        self.show_notice(f"Could not load the model: {message}", error=True)
         if self.current is not None:
             self.results.show_message(f"Could not load the model: {message}", self.current.title)
 

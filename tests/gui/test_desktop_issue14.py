@@ -153,3 +153,23 @@ def test_batch_window_keys_close_and_the_summary_stays(qtbot: Any, tmp_path: Pat
     else:
         w.close_button.click()
     qtbot.waitUntil(lambda: not w.isVisible(), timeout=2000)
+
+
+def test_title_names_the_image_errors_stay_and_help_lists_shortcuts(
+        qtbot: Any, make_window: Any, photo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    window = make_window()
+    photo = sorted(photo_dir.iterdir())[0]
+    window.open_path(str(photo))
+    qtbot.waitUntil(lambda: photo.name in window.windowTitle(), timeout=10_000)
+    assert window.windowTitle().endswith("SqueezeLens")
+    window.show_notice("Could not load x: broken", error=True)
+    assert window.notice.isVisible() and not window._notice_timer.isActive()  # an error stays
+    window.show_notice("Download cancelled.")
+    assert window._notice_timer.isActive()  # information fades
+    assert "Keyboard Shortcuts" in [a.text().replace("&", "") for a in window.menuBar().actions()[-1].menu().actions()]
+    shown: list[str] = []
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setattr(QMessageBox, "open", lambda self: shown.append(self.text()))
+    window.act_shortcuts.trigger()
+    assert shown and "Ctrl+O" in shown[0] and "Ctrl+K" in shown[0]
