@@ -34,3 +34,28 @@ def device_label(device: str, backend: str = "torch") -> str:
 
         threads = torch.get_num_threads()
     return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
+
+
+#: Why a device cannot be used here, in words for a menu (no command-line advice).
+NO_CUDA = "no CUDA GPU found on this computer (or PyTorch was built without CUDA)"
+NO_MPS = "Apple GPU (Metal) is not available on this computer"
+
+
+def device_availability() -> dict[str, str | None]:
+    """For each of core's devices (``options.DEVICES``): None when usable here, else why not.
+
+    ``auto`` and ``cpu`` are always usable. Imports torch (call it where torch may be imported: the
+    GUI's model-stack thread). The checks are torch's own: ``torch.cuda.is_available()`` and
+    ``torch.backends.mps.is_available()``, as :func:`backend_choice.pick_device` uses.
+    """
+    import torch
+
+    from .options import DEVICES
+
+    mps = getattr(torch.backends, "mps", None)
+    reasons: dict[str, str | None] = {d: None for d in DEVICES}
+    if "cuda" in reasons and not torch.cuda.is_available():
+        reasons["cuda"] = NO_CUDA
+    if "mps" in reasons and not (mps and mps.is_available()):
+        reasons["mps"] = NO_MPS
+    return reasons

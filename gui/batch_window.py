@@ -14,7 +14,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -123,6 +123,25 @@ def _relative_names(sources: list[str]) -> list[str]:
     return [os.path.relpath(s, root) if root and s else (Path(s).name or s) for s in sources]
 
 
+def plural(n: int, word: str) -> str:
+    """``"1 image"``, ``"6 images"``, ``"2 class folders"`` (English ``-s`` plurals only)."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def summary_text(total: int, done: int, errors: int, finished: bool, cancelled: bool = False) -> str:
+    """The batch's counts: ``"Classifying: 3 of 6 images..."`` while it runs, then
+    ``"6 images: 5 classified, 1 could not be read"`` (``errors`` are among ``done``)."""
+    if not finished:
+        return f"Classifying: {done} of {plural(total, 'image')}..."
+    ok = done - errors
+    parts = [f"{ok} classified"]
+    if errors:
+        parts.append(f"{errors} could not be read")
+    if cancelled:
+        parts.append(f"{total - done} not done (cancelled)" if done < total else "cancelled")
+    return f"{plural(total, 'image')}: " + ", ".join(parts)
+
+
 def _pct(p: float) -> str:
     return f"{p * 100:.0f}%" if p >= 0.095 else f"{p * 100:.1f}%"
 
@@ -166,6 +185,14 @@ class BatchWindow(QWidget):
         self.table.doubleClicked.connect(self._open_row)
 
         self.summary = QLabel("Looking for images...")
+        self.summary.setObjectName("batchSummary")
+        # the untrained warning and the last action's answer ("Saved results.csv") have lines of their own,
+        # so neither replaces the counts
+        self.untrained_label = QLabel("UNTRAINED model: these results are random.")
+        self.untrained_label.setStyleSheet("background:#f6c343; color:#1d1d1d; border-radius:4px; padding:2px 6px;")
+        self.untrained_label.hide()
+        self.action_status = QLabel()
+        self.action_status.setObjectName("batchActionStatus")
         self.progress = QProgressBar()
         self.progress.setRange(0, 0)
         self.cancel_button = QPushButton("Cancel")
@@ -177,17 +204,25 @@ class BatchWindow(QWidget):
         self.copy_button.clicked.connect(self.copy_dialog)
         for b in (self.export_button, self.copy_button):
             b.setEnabled(False)
+        self.close_button = QPushButton("Close")
+        self.close_button.setToolTip("Close this window (Esc, Ctrl+W); a running batch is cancelled")
+        self.close_button.clicked.connect(self.close)
+        for keys in (QKeySequence(Qt.Key.Key_Escape), QKeySequence(QKeySequence.StandardKey.Close),
+                     QKeySequence("Ctrl+W")):
+            QShortcut(keys, self, activated=self.close)
 
         top = QHBoxLayout()
         top.addWidget(self.summary, 1)
         self.filter = filter_box(self.proxy)  # all / unknown only / known only
         top.addWidget(self.filter)
+        top.addWidget(self.untrained_label)
         top.addWidget(self.progress, 1)
         top.addWidget(self.cancel_button)
         bottom = QHBoxLayout()
-        bottom.addStretch(1)
+        bottom.addWidget(self.action_status, 1)
         bottom.addWidget(self.export_button)
         bottom.addWidget(self.copy_button)
+        bottom.addWidget(self.close_button)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.table, 1)
@@ -219,23 +254,17 @@ class BatchWindow(QWidget):
             self.deleteLater()  # closed while running: nothing left to show
 
     def _update_summary(self, cancelled: bool = False) -> None:
-        done, errors = self.model.done_count, self.model.error_count
-        total = len(self.model.sources)
-        text = f"{done} of {total} images classified"
-        if errors:
-            text += f", {errors} could not be read"
-        if cancelled:
-            text += " - cancelled"
-        if self.untrained:
-            text += " - UNTRAINED model: results are random"
-        self.summary.setText(text)
+        self.summary.setText(summary_text(len(self.model.sources), self.model.done_count, self.model.error_count,
+                                          finished=not self.running, cancelled=cancelled))
+        self.untrained_label.setVisible(self.untrained)
+        done, total = self.model.done_count, len(self.model.sources)
         self.setWindowTitle(f"SqueezeLens - {done}/{total} classified")
 
     def cancel(self) -> None:
         if self.running and not self._cancelling:
             self._cancelling = True
             self.cancelRequested.emit(self.req)
-            self.summary.setText(self.summary.text() + " - cancelling...")
+            self.summary.setText(self.summary.text() + " - cancelling...")  # the next count replaces it
         if self._copy is not None:
             self._copy.cancel()
 
@@ -255,9 +284,10 @@ class BatchWindow(QWidget):
             return
         try:
             self.export_csv(path)
-            self.summary.setText(f"Saved {Path(path).name}")
+            self.action_status.setText(f"Saved {Path(path).name}")
+            self.action_status.setToolTip(path)
         except SqueezeLensError as e:
-            self.summary.setText(str(e))
+            self.action_status.setText(str(e))
 
     def copy_items(self) -> list[tuple[str, str]]:
         return [(src, p.top[0].label) for src, p in zip(self.model.sources, self.model.preds) if p is not None and p.ok]
@@ -268,7 +298,7 @@ class BatchWindow(QWidget):
         self.copy_button.setEnabled(False)
         self.progress.setRange(0, max(len(items), 1))
         self.progress.setValue(0)
-        self.summary.setText(f"Copying {len(items)} images into {folder}...")
+        self.action_status.setText(f"Copying {plural(len(items), 'image')} into {folder}...")
 
         def copy(context: TaskContext) -> CopyReport:
             report = CopyReport()
@@ -296,12 +326,12 @@ class BatchWindow(QWidget):
         if self.isHidden():
             self.deleteLater()
         classes = len({dst.parent for _, dst in report.copied})
-        text = f"Copied {len(report.copied)} images into {classes} class folders"
+        text = f"Copied {plural(len(report.copied), 'image')} into {plural(classes, 'class folder')}"
         if report.failed:
             text += f"; {len(report.failed)} failed: {report.failed[0]}"
         if report.cancelled:
             text += " (cancelled)"
-        self.summary.setText(text)
+        self.action_status.setText(text)
 
     def wait_for_copies(self, msecs: int = 2000) -> bool:
         """Cancel the copy going on and wait for it (``msecs`` ms at most); True when none is left running."""

@@ -115,6 +115,8 @@ class CameraPage(QWidget):
         self.smoothing.valueChanged.connect(self._on_smoothing)
         self.capture.message.connect(self.message)
         self.retry.clicked.connect(lambda: self.start())
+        self._after_stack: Any = None  # what start()/start_source() do once the model stack is loaded
+        client.stackReady.connect(self._on_stack_ready)
 
         if self.problem is None:
             self.controller = LiveController(client, top_k, self)
@@ -141,6 +143,8 @@ class CameraPage(QWidget):
         if self.controller is None:
             self.view.set_message(self.problem or cs.NO_CAMERA)
             return
+        if self._stack_first(self.start):
+            return
         status = cs.check_camera_permission()
         if status == "denied":
             self._show_problem(cs.PERMISSION_DENIED)
@@ -154,6 +158,7 @@ class CameraPage(QWidget):
     def stop(self) -> None:
         """Close the camera (leaving camera mode); captures being written finish in the background."""
         self.active = False
+        self._after_stack = None
         self.retry.hide()
         self._overlay_timer.stop()
         self._no_video.stop()
@@ -169,6 +174,9 @@ class CameraPage(QWidget):
         self.active = True
         self.retry.hide()
         self._video_gone()  # Pause comes back with the first frame
+        if self._stack_first(lambda: self.start_source(source)):
+            return
+        cs.warm_frame_conversion()
         self.controller.set_source(source)
         self.view.set_message(f"Starting {source.description}...")
         self._frames_at_start = self.controller.stats.frames
@@ -176,6 +184,28 @@ class CameraPage(QWidget):
         if self.controller.running:
             self._overlay_timer.start()
             self._no_video.start(NO_VIDEO_MS)
+
+    @property
+    def waiting_for_stack(self) -> bool:
+        """Camera mode is on and waits for the model stack before it starts the video (STARTING_CAMERA)."""
+        return self._after_stack is not None
+
+    def _stack_first(self, then: Any) -> bool:
+        """True when the model stack is not loaded yet: ``then`` runs when it is (if still active).
+
+        Qt's video path loads OpenGL (Mesa, LLVM) with the first frame; the model stack's own native
+        libraries (triton's LLVM) must be loaded before it, whatever the order the user clicks in."""
+        if self.client.model_stack_ready:
+            return False
+        self._after_stack = then
+        self.view.set_message(cs.STARTING_CAMERA)
+        self.client.prepare_model_stack()
+        return True
+
+    def _on_stack_ready(self) -> None:
+        then, self._after_stack = self._after_stack, None
+        if then is not None and self.active:
+            then()
 
     def shutdown(self, msecs: int = 1000) -> None:
         self.stop()

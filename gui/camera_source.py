@@ -41,6 +41,33 @@ def multimedia() -> Any:
     return _import_multimedia()
 
 
+#: Shown while camera mode waits for the model stack (core.model_stack) before it loads Qt's video stack.
+STARTING_CAMERA = "Starting camera... (loading the model libraries first, a few seconds)"
+
+_warmed = False
+
+
+def warm_frame_conversion() -> None:
+    """Convert one private frame in the GUI thread, once, before any camera frame flows.
+
+    The first ``QVideoFrame.toImage()``/``paint()`` in a thread creates that thread's RHI (OpenGL on X11:
+    Mesa and its LLVM load here) and a ``QOffscreenSurface``, whose events pass the application's Python
+    event filters while the frame's lock is held. Were that a frame the worker converts at the same time
+    (``toImage()`` keeps the GIL while it waits for the lock), the two threads would wait on each other for
+    ever. Done first on a frame no other thread sees, later conversions in the GUI thread never re-enter
+    Python. Call it only once the model stack is loaded (see core.model_stack).
+    """
+    global _warmed
+    if _warmed:
+        return
+    from PySide6.QtGui import QImage
+
+    image = QImage(2, 2, QImage.Format.Format_RGB32)
+    image.fill(0)
+    multimedia().QVideoFrame(image).toImage()
+    _warmed = True
+
+
 def _plugin_folders() -> list[Path]:
     return [Path(p) / "multimedia" for p in QCoreApplication.libraryPaths()]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from .late_signals import emit_unless_deleted
 JPEG_QUALITY = 92
 #: Saves allowed to wait for the writer; more (a very slow disk) are skipped and reported.
 MAX_QUEUED = 16
+#: Camera frames allowed to wait unconverted (each holds one of the camera's few buffers); more are skipped.
+MAX_WAITING_FRAMES = 3
 
 
 def class_folder(dataset: str | Path, class_name: str) -> Path:
@@ -75,7 +78,15 @@ class _Save(QRunnable):
     def run(self) -> None:
         w = self.writer
         try:
-            path = save_image(self.frame, self.folder, self.stem)
+            # converted here, never in the GUI thread: QVideoFrame.toImage() holds the GIL and the frame's
+            # lock, and its first call in a thread may re-enter Python (see camera_source.warm_frame_conversion)
+            frame, self.frame = self.frame, None
+            try:
+                image = frame.toImage() if hasattr(frame, "toImage") else frame
+            finally:
+                del frame  # the camera's buffer goes back now, before the JPEG is encoded
+                w._frame_converted()
+            path = save_image(image, self.folder, self.stem)
         except Exception as e:  # noqa: BLE001 - a full disk or a read-only folder: say it, keep going
             w._done(self.class_name, "", f"Could not save the capture: {getattr(e, 'strerror', None) or e}")
         else:
@@ -111,19 +122,27 @@ class CaptureWriter(QObject):
         self._pool.setMaxThreadCount(1)
         self._queued = 0
         self._count = 0
+        self._lock = threading.Lock()
+        self._waiting_frames = 0  # queued QVideoFrames not yet converted (written by both threads)
         self._finished.connect(self._on_finished)
 
     def save(self, frame: Any, dataset: str, class_name: str) -> bool:
         """Queue ``frame`` (a QVideoFrame or QImage) for ``dataset/<class>/``; False when too many wait."""
-        if self._queued >= MAX_QUEUED:
+        video = hasattr(frame, "toImage")
+        with self._lock:
+            frames_waiting = self._waiting_frames
+        if self._queued >= MAX_QUEUED or (video and frames_waiting >= MAX_WAITING_FRAMES):
             self.failed.emit("Captures are being taken faster than the disk saves them; some were skipped.")
             return False
-        # queue a QImage, not the QVideoFrame: queued frames would hold the camera's few buffers
-        image = frame.toImage() if hasattr(frame, "toImage") else frame
+        if video:
+            with self._lock:
+                self._waiting_frames += 1
+        # the frame itself is queued (converted in the writer's thread, not here): at most MAX_QUEUED frames
+        # wait, so the camera's buffers are held only briefly
         self._count += 1
         stem = time.strftime("capture-%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}-{self._count:04d}"
         self._queued += 1
-        self._pool.start(_Save(self, image, class_folder(dataset, class_name), class_name, stem))
+        self._pool.start(_Save(self, frame, class_folder(dataset, class_name), class_name, stem))
         return True
 
     def count(self, token: int, folders: dict[str, Path]) -> None:
@@ -141,6 +160,16 @@ class CaptureWriter(QObject):
 
     def wait(self, msecs: int = -1) -> bool:
         return self._pool.waitForDone(msecs)
+
+    def _frame_converted(self) -> None:  # in the pool thread
+        with self._lock:
+            self._waiting_frames = max(0, self._waiting_frames - 1)
+
+    @property
+    def waiting_frames(self) -> int:
+        """Camera frames queued and not yet converted to images (at most MAX_WAITING_FRAMES)."""
+        with self._lock:
+            return self._waiting_frames
 
     def _done(self, class_name: str, path: str, error: str) -> None:  # in the pool thread
         emit_unless_deleted(self, "_finished", class_name, path, error)

@@ -158,6 +158,7 @@ class FinetuneForm(QWidget):
     changed = Signal()
     message = Signal(str, bool)
     previewShown = Signal()
+    previewFailed = Signal(str)  # the folder cannot be trained on: why (Start stays disabled)
 
     def __init__(self, settings: AppSettings, current_model: str = "", catalogue: list | None = None,
                  parent: QWidget | None = None) -> None:
@@ -425,6 +426,7 @@ class FinetuneForm(QWidget):
         self.scan, self.scan_error = None, message
         self.preview.clear()
         self.preview_note.setText(f'<span style="{ERROR_STYLE}">{html.escape(message)}</span>')
+        self.previewFailed.emit(message)
 
     def show_scan(self, scan: DatasetScan) -> None:
         """Show ``scan``'s classes and counts, its warnings and the files it will skip."""

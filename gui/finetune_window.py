@@ -85,6 +85,8 @@ class FinetuneWindow(QWidget):
         self.form.changed.connect(self._on_form_changed)
         self.form.message.connect(self._show_status)
         self.form.previewShown.connect(self._on_preview_shown)
+        self.form.previewFailed.connect(self._on_preview_failed)
+        self.form.changed.connect(self._update_start)
         self.results = FinetuneResults()
         self.results.use_button.clicked.connect(self.use_model)
         self.versions = VersionPanel()  # previous vs new accuracy, the versions kept, rollback (issue 16)
@@ -224,7 +226,7 @@ class FinetuneWindow(QWidget):
 
     def _set_running(self, running: bool) -> None:
         self.form.set_editable(not running)
-        self.start_button.setEnabled(not running)
+        self.start_button.setEnabled(not running and self._folder_ok())
         self.resume_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
 
@@ -239,9 +241,23 @@ class FinetuneWindow(QWidget):
             self._resume_after = 0
             self.resume_button.hide()
 
+    def _folder_ok(self) -> bool:
+        """The preview has scanned the form's folder and found it trainable (Start is offered only then)."""
+        return self.form.scan is not None and not self.form.scan_error
+
+    def _update_start(self) -> None:
+        if self.run is None:
+            self.start_button.setEnabled(self._folder_ok())
+
     def _on_preview_shown(self) -> None:
+        self._update_start()
         if self.run is None and self.result is None:
             self._show_status("Ready: Start trains on this folder.")
+
+    def _on_preview_failed(self, message: str) -> None:
+        self._update_start()
+        if self.run is None:
+            self._show_status(f"Cannot start: {message}", error=True)
 
     # -- the run's answers (each checks it comes from the current run) ---------------------------------
     def _current(self, run_id: int) -> bool:

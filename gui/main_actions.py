@@ -48,6 +48,7 @@ def build_actions(window: MainWindow) -> None:
                                "Teach a model your own classes from a folder of images")
     window.act_review = action("&Review Labels...", window.open_review, "Ctrl+Shift+R",
                                "Find training images whose folder label looks wrong")
+    window.act_shortcuts = action("&Keyboard Shortcuts", window.show_shortcuts, "F1", "Every keyboard shortcut")
     window.act_about = action("&About SqueezeLens", window.show_about)
     window.act_about.setMenuRole(QAction.MenuRole.AboutRole)
 
@@ -67,6 +68,8 @@ def build_actions(window: MainWindow) -> None:
     model_menu.addAction(window.act_review)
     window.act_export = build_export_action(window, model_menu)  # issue 17: export_action.py
     device_menu = model_menu.addMenu("&Device")
+    device_menu.setToolTipsVisible(True)  # an unavailable device says why (ModelControls.set_device_availability)
+    window.device_menu = device_menu
     window.device_group = QActionGroup(window)
     for value in DEVICES:
         a = QAction(DEVICE_NAMES.get(value, value), window, checkable=True)
@@ -76,7 +79,9 @@ def build_actions(window: MainWindow) -> None:
         window.device_group.addAction(a)
         device_menu.addAction(a)
     window.precision_group = add_precision_menu(window, model_menu)
-    window.menuBar().addMenu("&Help").addAction(window.act_about)
+    help_menu = window.menuBar().addMenu("&Help")
+    help_menu.addAction(window.act_shortcuts)
+    help_menu.addAction(window.act_about)
 
     tools = QToolBar("Main")
     tools.setObjectName("mainToolbar")

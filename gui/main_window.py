@@ -9,6 +9,7 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QMimeData, QObject, Qt, QTimer
 from PySide6.QtGui import (
+    QAction,
     QCloseEvent,
     QDragEnterEvent,
     QDropEvent,
@@ -34,6 +35,7 @@ from squeezelens.core.images import image_extensions
 
 from .about import show_about
 from .batch_window import BatchWindow
+from .camera_source import STARTING_CAMERA
 from .dev_tools import StartupProbe
 from .drop_input import DropContent, can_accept, classify_path, read_mime
 from .history_strip import HistoryEntry, HistoryStrip
@@ -78,6 +80,7 @@ class MainWindow(ModelControls, QMainWindow):
         self._trying: tuple[str, str] = ("", DEFAULT_DEVICE)  # (model, device) being loaded; "": the default model
         self._good: tuple[str, str] | None = None  # the last (model, device) that loaded
         self._catalogue_requested = False
+        self._camera_after_stack = False  # camera mode chosen before the model stack was loaded
         self.finetune_window: Any = None  # FinetuneWindow, imported and built when first opened
 
         self.setWindowTitle(APP_TITLE)
@@ -105,6 +108,7 @@ class MainWindow(ModelControls, QMainWindow):
         self.notice.setWordWrap(True)
         self.notice.setStyleSheet("background: palette(alternate-base); border-radius: 6px; padding: 6px 10px;")
         self.notice.hide()
+        self.notice.mousePressEvent = lambda _e: self.notice.hide()  # type: ignore[method-assign]
         self._notice_timer = QTimer(self, singleShot=True, interval=NOTICE_MS)
         self._notice_timer.timeout.connect(self.notice.hide)
 
@@ -166,6 +170,8 @@ class MainWindow(ModelControls, QMainWindow):
         c.modelReady.connect(self._on_model_ready)
         c.modelFailed.connect(self._on_model_failed)
         c.catalogueReady.connect(self._on_catalogue)
+        c.stackReady.connect(self._on_stack_ready)
+        c.devicesReady.connect(self.set_device_availability)
         c.resultReady.connect(self._on_result)
         c.batchStarted.connect(self._on_batch_started)
         c.batchItem.connect(self._on_batch_item)
@@ -234,6 +240,7 @@ class MainWindow(ModelControls, QMainWindow):
         its display image in the newest few entries only, since it has no file to come back to.
         """
         self.current = entry
+        self.setWindowTitle(f"{entry.title} - {APP_TITLE}")  # the window list names the image on show
         self.view.set_image(entry.image)
         self.explainer.entry_changed()
         kept_data = 0
@@ -400,16 +407,31 @@ class MainWindow(ModelControls, QMainWindow):
             self.results.show_message(f"Could not classify this image: {message}", entry.title)
 
     # -- window -------------------------------------------------------------------------------------
-    def show_notice(self, text: str) -> None:
-        """An inline message above the image that fades after a few seconds (no dialogs)."""
-        self.notice.setText(text)
+    def show_notice(self, text: str, error: bool = False) -> None:
+        """An inline message above the image (no dialogs), with an icon. Information fades after a few
+        seconds; an error stays until the next notice or a click on it, so it cannot be missed."""
+        icon = "\u26a0" if error else "\u2139"  # warning sign / information source
+        self.notice.setText(f"{icon}  {text}")
+        self.notice.setProperty("error", error)
+        self.notice.setToolTip("Click to dismiss" if error else "")
         self.notice.show()
-        self._notice_timer.start()
+        if error:
+            self._notice_timer.stop()
+        else:
+            self._notice_timer.start()
 
     def set_camera_mode(self, on: bool) -> None:
         """Show the camera page (live classification) instead of the image view, or go back and stop the camera."""
         self.act_camera.setChecked(on)
         if on:
+            if self.camera_page is None and not self.client.model_stack_ready:
+                # Qt Multimedia (FFmpeg, then OpenGL with the first frame) loads only after the model stack's
+                # native libraries (core.model_stack): loaded the other way round, triton's LLVM crashes
+                self._camera_after_stack = True
+                self.results.show_message(STARTING_CAMERA, "Camera")
+                self.status_label.setText(STARTING_CAMERA)
+                self.client.prepare_model_stack()
+                return
             if self.camera_page is None:
                 from .camera_page import CameraPage  # Qt Multimedia is loaded only when camera mode is used
 
@@ -422,6 +444,7 @@ class MainWindow(ModelControls, QMainWindow):
             waiting = "No live video." if self.camera_page.view.message else "Waiting for the first frame..."
             self.results.show_message(waiting, "Camera")
             return
+        self._camera_after_stack = False
         if self.camera_page is not None:
             self.camera_page.stop()
         self.left.setCurrentWidget(self.view)
@@ -429,6 +452,14 @@ class MainWindow(ModelControls, QMainWindow):
             self.show_entry(self.current)
         else:
             self.results.show_message("Drop an image or a folder, or press Ctrl+O to open one.")
+
+    def _on_stack_ready(self) -> None:
+        """The model stack is loaded: camera mode, if chosen meanwhile, starts now."""
+        if self._camera_after_stack and self.act_camera.isChecked():
+            self._camera_after_stack = False
+            if self.status_label.text() == STARTING_CAMERA:
+                self.status_label.setText("")
+            self.set_camera_mode(True)
 
     def _on_live_result(self, result: Any, rows: list) -> None:
         if not self.act_camera.isChecked():
@@ -447,6 +478,25 @@ class MainWindow(ModelControls, QMainWindow):
     def toggle_fullscreen(self) -> None:
         self.setWindowState(self.windowState() ^ Qt.WindowState.WindowFullScreen)
         self.act_fullscreen.setChecked(self.isFullScreen())
+
+    def show_shortcuts(self) -> None:
+        """Help > Keyboard Shortcuts: every action's keys, read from the actions themselves."""
+        from PySide6.QtGui import QKeySequence
+        from PySide6.QtWidgets import QMessageBox
+
+        rows = []
+        for a in self.findChildren(QAction):
+            keys = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            if keys:
+                rows.append((a.text().replace("&", "").rstrip("."), keys))
+        rows.append(("Record captures (camera mode, hold)", "R"))
+        html = "<table cellspacing=6>" + "".join(
+            f"<tr><td>{name}</td><td><b>{keys}</b></td></tr>" for name, keys in sorted(set(rows))) + "</table>"
+        box = QMessageBox(self)
+        box.setWindowTitle("Keyboard shortcuts")
+        box.setText(html)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
 
     def show_about(self) -> None:
         s = self.model_state

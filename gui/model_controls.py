@@ -3,6 +3,7 @@ that worked when another fails, the catalogue, and the Finetune window's entry."
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,8 @@ class ModelControls(_Base):
         self._trying = (name or "", self.settings.device)
         self.client.load_model(ModelSpec(name=name, device=self.settings.device, precision=self.settings.precision))
         self.status_label.setText(f"Loading {short_name(name or DEFAULT_MODEL)}...")
-        self.device_label.setText(self.settings.device.upper() if self.settings.device != DEFAULT_DEVICE else "")
+        # the corner label keeps naming where the model that answers runs: the worker keeps it until the
+        # new one is ready (or for good, when the new one fails)
         self._reclassify_current()  # queued behind the load, so the new model answers
 
     def choose_model(self, name: str) -> None:
@@ -41,6 +43,19 @@ class ModelControls(_Base):
             self.settings.add_recent_model(name)
         self.picker.set_current(name)
         self.load_model(name)
+
+    def set_device_availability(self, reasons: dict[str, str | None]) -> None:
+        """Disable the Device menu's entries that cannot run here, each saying why (its tooltip and name)."""
+        from .main_actions import DEVICE_NAMES
+
+        for a in self.device_group.actions():
+            value = a.data()
+            reason = reasons.get(value)
+            name = DEVICE_NAMES.get(value, value)
+            a.setEnabled(reason is None)
+            a.setText(name if reason is None else f"{name} - not available")
+            a.setToolTip(reason[:1].upper() + reason[1:] if reason else name)
+            a.setStatusTip(a.toolTip())
 
     def choose_device(self, device: str) -> None:
         if device == self.settings.device:
@@ -130,21 +145,33 @@ class ModelControls(_Base):
     def _on_model_failed(self, message: str) -> None:
         """Keep the model that worked (the worker still holds it); at start-up, fall back to the default."""
         self._hide_download()
+        message = without_cli_advice(message)
+        self.client.prepare_model_stack()  # the Device menu learns what this computer has (devicesReady)
         tried = short_name(self._trying[0] or DEFAULT_MODEL)
         if self._good is not None:
             name, device = self._good
+            tried_device = self._trying[1]
             self._set_choice(name, device)
             self.model_state = self.client.model
-            self.status_label.setText(f"Could not load {tried}; still using {short_name(name or 'the default')}")
-            self.show_notice(f"Could not load {tried}: {message}")
+            where = self.model_state.device_label if self.model_state is not None else device
+            if (self._trying[0] or "") == (name or "") and tried_device != device:
+                from .main_actions import DEVICE_NAMES
+
+                what = DEVICE_NAMES.get(tried_device, tried_device)
+                self.status_label.setText(f"Could not use {what}; still running on {where}")
+                self.show_notice(f"Could not use {what}: {message}. Still running on {where}.", error=True)
+            else:
+                kept = short_name(name or DEFAULT_MODEL)
+                self.status_label.setText(f"Could not load {tried}; still using {kept}")
+                self.show_notice(f"Could not load {tried}: {message}. Still using {kept}.", error=True)
             return  # the image queued behind the failed load is answered by the model kept
         if self._trying != ("", DEFAULT_DEVICE):
-            self.show_notice(f"Could not load {tried}: {message}. Loading the default model instead.")
+            self.show_notice(f"Could not load {tried}: {message}. Loading the default model instead.", error=True)
             self._set_choice("", DEFAULT_DEVICE)
             self.load_model(None)
             return
         self.status_label.setText("Could not load the model")
-        self.show_notice(f"Could not load the model: {message}")
+        self.show_notice(f"Could not load the model: {message}", error=True)
         if self.current is not None:
             self.results.show_message(f"Could not load the model: {message}", self.current.title)
 
@@ -161,6 +188,11 @@ class ModelControls(_Base):
         self.picker.set_catalogue(entries)
         if self.finetune_window is not None:
             self.finetune_window.base_picker.set_catalogue(entries)
+
+
+def without_cli_advice(message: str) -> str:
+    """Core's message without its command-line advice ("...; use --device cpu"), which fits no window."""
+    return re.sub(r"[;,]?\s*(use|try|pass) --[\w-]+[^;]*$", "", message).rstrip(" ;,.")
 
 
 def short_name(name: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from .topk_bars import TopKBars
 from .unknown_view import VERDICT_STYLE, verdict_text
@@ -18,7 +18,10 @@ BANNER_STYLE = "background:#f6c343; color:#1d1d1d; border-radius:6px; padding:8p
 
 
 class ResultsPanel(QWidget):
-    """Shows one prediction, a state line ("Classifying..."), or an error for the current image."""
+    """Shows one prediction, a state line ("Classifying..."), or an error for the current image.
+
+    Its content scrolls (vertically) when the window is too small for it: Top 10 with the untrained
+    warning at 640x400 shows every bar and the whole warning, never a clipped one."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -45,12 +48,24 @@ class ResultsPanel(QWidget):
         self.timing = QLabel()
         self.timing.setWordWrap(True)
         self.timing.setEnabled(False)  # the palette's muted text colour
-        layout = QVBoxLayout(self)
+        self.content = QWidget()
+        self.content.setObjectName("resultsContent")
+        layout = QVBoxLayout(self.content)
         layout.setContentsMargins(12, 12, 12, 12)
         layout.setSpacing(10)
         for w in (self.title, self.banner, self.verdict, self.state, self.bars, self.timing):
             layout.addWidget(w)
         layout.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(self.content)
+        self.scroll.setWidgetResizable(True)  # the content follows the width; its height scrolls
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)  # only below the bars' minimum
+        self.scroll.viewport().setAutoFillBackground(False)
+        self.content.setAutoFillBackground(False)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll)
         self.show_message("Drop an image or a folder, or press Ctrl+O to open one.")
 
     def set_untrained(self, model_name: str | None) -> None:

@@ -99,6 +99,17 @@ class _Job:
 Loader = Callable[[ModelSpec, Callable[[int, int | None], None], threading.Event], Any]
 
 
+#: Imports the model stack's native libraries (``core.model_stack.import_model_stack``), in a worker-side thread.
+StackImporter = Callable[[], Any]
+
+
+def default_stack_importer() -> Any:
+    """The real one: torch, torch._dynamo (triton), torchvision, timm, onnxruntime... (see core.model_stack)."""
+    from squeezelens.core.model_stack import import_model_stack
+
+    return import_model_stack()
+
+
 def default_loader(spec: ModelSpec, progress: Callable[[int, int | None], None], cancel: threading.Event) -> Any:
     """The real loader: :meth:`Classifier.load` (imports torch on first use, in the worker thread)."""
     from squeezelens.core.engine import Classifier
@@ -129,10 +140,20 @@ class InferenceWorker(QThread):
     jobFailed = Signal(int, str)  # req, message (an unexpected error: the window says it, no traceback)
     liveResult = Signal(object)  # LiveResult
     explainReady = Signal(int, object)  # req, explain_overlay.HeatResult or an error message (str)
+    stackReady = Signal()  # the model stack's native libraries are loaded (see core.model_stack)
+    devicesReady = Signal(object)  # {device: None when usable, else why not} (core.device_info)
 
-    def __init__(self, loader: Loader = default_loader, parent: QObject | None = None) -> None:
+    def __init__(self, loader: Loader = default_loader, parent: QObject | None = None,
+                 stack_importer: StackImporter | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("squeezelens-inference")
+        self._stack_lock = threading.Lock()
+        self._stack_thread: threading.Thread | None = None
+        self.stack_ready = threading.Event()  # set once the model stack import has finished (or failed)
+        # the real loader loads the real stack; a stand-in loader (tests, benchmarks) none, unless given one
+        self._stack_importer = stack_importer or (default_stack_importer if loader is default_loader else None)
+        if self._stack_importer is None:
+            self.stack_ready.set()
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._loader = loader
         self._clf: Any = None
@@ -155,6 +176,40 @@ class InferenceWorker(QThread):
             self._live = job.payload
             self.live_posted += 1
         self._jobs.put(job)
+
+    def start_stack_import(self) -> None:
+        """Import the model stack (torch, timm, triton...) in a thread of its own, once (any thread).
+
+        Not a queued job: the camera waits for it, and must not wait behind a model download."""
+        with self._stack_lock:
+            if self._stack_thread is not None or self._stack_importer is None or self._stopping.is_set():
+                return
+            self._stack_thread = threading.Thread(target=self._import_stack, name="squeezelens-model-stack")
+            self._stack_thread.start()
+
+    def _import_stack(self) -> None:
+        assert self._stack_importer is not None
+        devices = None
+        try:
+            self._stack_importer()
+            from squeezelens.core.device_info import device_availability
+
+            devices = device_availability()
+        except Exception:  # noqa: BLE001 - a broken install: the load or the listing says it in words
+            traceback.print_exc()
+        finally:
+            self.stack_ready.set()
+            if not self._stopping.is_set():
+                if devices is not None:
+                    emit_unless_deleted(self, "devicesReady", devices)
+                emit_unless_deleted(self, "stackReady")
+
+    def _wait_for_stack(self) -> None:
+        self.start_stack_import()
+        with self._stack_lock:
+            thread = self._stack_thread
+        if thread is not None:
+            thread.join()
 
     # -- worker thread ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -226,6 +281,10 @@ class InferenceWorker(QThread):
         self._stopping.set()
         for thread in self._listings:
             thread.join()
+        with self._stack_lock:
+            stack = self._stack_thread
+        if stack is not None:
+            stack.join()
         clf, self._clf = self._clf, None
         # Each classifier may still be exporting its ONNX graph in a thread of its own: wait_for_export()
         # joins it (the export is not interrupted, so its graph is still cached; close() would also retire
@@ -246,6 +305,7 @@ class InferenceWorker(QThread):
 
     def _list_catalogue(self) -> None:
         try:
+            self._wait_for_stack()  # timm comes with it: one import of the stack, in the known order
             from squeezelens.core import catalogue
             from squeezelens.core.weights import cached_weights
 
@@ -386,11 +446,14 @@ class InferenceClient(QObject):
     jobFailed = Signal(int, str)
     liveResult = Signal(object)  # LiveResult, for every frame the worker took from a mailbox
     explainReady = Signal(int, object)  # req, HeatResult or message (only the latest explain request)
+    stackReady = Signal()  # the model stack is imported: the camera's video stack may load now
+    devicesReady = Signal(object)  # {device: None when usable here, else the reason in words}
 
-    def __init__(self, loader: Loader = default_loader, parent: QObject | None = None) -> None:
+    def __init__(self, loader: Loader = default_loader, parent: QObject | None = None,
+                 stack_importer: StackImporter | None = None) -> None:
         super().__init__(parent)
         self._ids = itertools.count(1)
-        self._worker = InferenceWorker(loader)
+        self._worker = InferenceWorker(loader, stack_importer=stack_importer)
         self._load_job: _Job | None = None
         self._batches: dict[int, _Job] = {}
         self.model: ModelState | None = None  # None while a load runs
@@ -410,6 +473,8 @@ class InferenceClient(QObject):
         w.liveResult.connect(self.liveResult)
         w.explainReady.connect(lambda req, result: req == self._worker.latest["explain"]
                                and self.explainReady.emit(req, result))
+        w.stackReady.connect(self.stackReady)
+        w.devicesReady.connect(self.devicesReady)
         w.start()
 
     # -- requests ----------------------------------------------------------------------------------
@@ -430,6 +495,15 @@ class InferenceClient(QObject):
         """Stop the running weights download; the model then loads untrained."""
         if self._load_job is not None:
             self._load_job.cancel.set()
+
+    def prepare_model_stack(self) -> None:
+        """Start importing the model stack now (once); ``stackReady`` follows (see core.model_stack)."""
+        self._worker.start_stack_import()
+
+    @property
+    def model_stack_ready(self) -> bool:
+        """The model stack's native libraries are loaded: Qt's video/OpenGL stack may load after them."""
+        return self._worker.stack_ready.is_set()
 
     def request_catalogue(self) -> None:
         self._worker.post(_Job("catalogue", next(self._ids)))

@@ -5,11 +5,15 @@ Builds the real main window with the untrained default model, enters camera mode
 few seconds, and saves ``window.grab()``. Not a user feature: the app itself only opens cameras.
 
 Run:  HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=offscreen python scripts/camera_screenshot.py OUT.png
+      (or on X11: xvfb-run -a env QT_QPA_PLATFORM=xcb HF_HUB_OFFLINE=1 python scripts/camera_screenshot.py OUT.png)
+
+Its scratch folder (settings, the dataset the captures go to) is removed at the end, whatever happens.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -20,6 +24,21 @@ def main(out: str) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     scratch = Path(tempfile.mkdtemp(prefix="squeezelens-shot-"))
+    try:
+        return _shoot(out, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _wait(app: object, done: object, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while not done() and time.monotonic() < end:  # type: ignore[operator]
+        app.processEvents()  # type: ignore[attr-defined]
+        time.sleep(0.005)
+    return bool(done())  # type: ignore[operator]
+
+
+def _shoot(out: str, scratch: Path) -> int:
     os.environ["XDG_CONFIG_HOME"] = str(scratch / "config")  # never the user's own settings
 
     from PySide6.QtCore import QCoreApplication
@@ -36,15 +55,16 @@ def main(out: str) -> int:
     dataset = scratch / "dataset"
     settings.capture_folder = str(dataset)
     settings.camera_classes = ["cat", "dog", "empty desk"]
-    window = MainWindow(InferenceClient(), settings)
+    client = InferenceClient()
+    window = MainWindow(client, settings)
     window.resize(1200, 760)
     window.show()
     window.start()
-    deadline = time.monotonic() + 120
-    while window.model_state is None and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.01)
-    window.set_camera_mode(True)
+    _wait(app, lambda: window.model_state is not None, 120)
+    window.set_camera_mode(True)  # waits for the model stack first ("Starting camera...")
+    if not _wait(app, lambda: window.camera_page is not None and not window.camera_page.waiting_for_stack, 120):
+        print("camera mode never started", file=sys.stderr)
+        return 1
     page = window.camera_page
     images = None
     try:
@@ -60,14 +80,8 @@ def main(out: str) -> int:
     for _ in range(3):
         page.capture.capture_one()
     # the worker may still be busy with the model picker's catalogue (seconds): wait for live results
-    end = time.monotonic() + 60
-    while page.controller.stats.results < 5 and time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.005)
-    end = time.monotonic() + 3
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.005)
+    _wait(app, lambda: page.controller.stats.results >= 5, 60)
+    _wait(app, lambda: False, 3)
     page.capture.refresh()
     page.capture.select("cat")
     app.processEvents()
@@ -76,6 +90,10 @@ def main(out: str) -> int:
           f"overlay {page.view.overlay!r}")
     window.close()
     QCoreApplication.processEvents()
+    # as app.run: the catalogue listing may still be inside `import timm`, which cannot be interrupted
+    if not _wait(app, lambda: not client.running, 60):
+        print("the worker did not stop within 60 s", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -2,8 +2,9 @@
 # Installs the system libraries Qt needs on Debian/Ubuntu when run as root; elsewhere prints the
 # command to run. Idempotent: does nothing when every package is already there.
 set -eu
+# libgl1-mesa-dri: the software OpenGL Qt's video path uses under Xvfb (tests/gui/test_camera_x11.py runs it);
 # the xcb ones are what the X11 platform plugin (a real window under X or Xvfb) links against
-PKGS="libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libpulse0 xvfb
+PKGS="libegl1 libgl1 libgl1-mesa-dri libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libpulse0 xvfb
       libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0
       libxcb-xkb1 libxcb-randr0"
 if [ ! -f /etc/debian_version ]; then

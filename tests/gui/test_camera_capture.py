@@ -283,15 +283,39 @@ def test_case_only_rename_on_a_case_insensitive_file_system(
     assert sorted(p.name for p in dataset.iterdir()) == ["Cat"] and panel.class_names() == ["Cat", "dog"]
 
 
-def test_queued_captures_hold_images_not_camera_frames(qtbot: Any, panel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A QVideoFrame waiting in the writer's queue would keep one of the camera's few buffers."""
+def test_captures_are_converted_off_the_gui_thread_and_few_frames_wait(
+        qtbot: Any, panel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """QVideoFrame.toImage() in the GUI thread could wait, holding the GIL, on the worker converting the same
+    frame (issue 14: the app hung under X11): the writer's thread converts. A frame waiting in the queue
+    keeps one of the camera's few buffers, so only MAX_WAITING_FRAMES may wait; more captures are skipped."""
+    import threading
+
+    from squeezelens.gui.capture_writer import MAX_WAITING_FRAMES
+
+    converted_in: list[str] = []
+    base = panel.writer
+
+    class Counting:
+        def __init__(self, frame: Any) -> None:
+            self.frame = frame
+
+        def toImage(self) -> QImage:
+            converted_in.append(threading.current_thread().name)
+            return self.frame.toImage()
+
+    frames = Frames()
+    monkeypatch.setattr(panel, "frame_provider", lambda: Counting(frames()))
     queued: list[Any] = []
-    monkeypatch.setattr(panel.writer._pool, "start", lambda job: queued.append(job))
+    monkeypatch.setattr(base._pool, "start", lambda job: queued.append(job))
     panel.add("cat")
-    assert panel.capture_one()
-    saves = [job for job in queued if hasattr(job, "frame")]
-    assert len(saves) == 1 and isinstance(saves[0].frame, QImage) and not saves[0].frame.isNull()
-    panel.writer._queued = 0  # nothing really queued
+    taken = [panel.capture_one() for _ in range(MAX_WAITING_FRAMES + 2)]
+    assert taken == [True] * MAX_WAITING_FRAMES + [False, False]
+    assert converted_in == [], "a capture was converted in the GUI thread"
+    assert base.waiting_frames == MAX_WAITING_FRAMES
+    for job in [j for j in queued if hasattr(j, "frame")]:
+        job.run()  # as the pool would, here: the conversion happens in run(), not in capture_one()
+    assert len(converted_in) == MAX_WAITING_FRAMES and base.waiting_frames == 0
+    qtbot.waitUntil(lambda: not base.busy, timeout=5000)
 
 
 def test_closing_the_panel_while_it_counts_is_quiet(

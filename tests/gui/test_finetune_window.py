@@ -169,12 +169,15 @@ def test_one_class_folder_is_a_clear_error_in_the_window(make_ft: Any, shapes_mo
     w = make_ft(data, tmp_path / "out")
     qtbot.waitUntil(lambda: bool(w.form.scan_error), timeout=10_000)
     assert "needs at least 2 classes" in w.form.preview_note.text()
-    assert w.start()  # the run says the same, in the status line (no dialog: no_dialogs would fail)
+    # issue 14: Start is not offered for a folder the preview already refused, and the status says why
+    assert not w.start_button.isEnabled() and not w.status.text().startswith("Ready")
+    assert "needs at least 2 classes" in w.status.text() and "c62828" in w.status.styleSheet()
+    assert w.start()  # a stale click (or Enter) still gets the run's own answer, in the status line
     wait_idle(qtbot, w)
     assert "needs at least 2 classes" in w.status.text() and "Traceback" not in w.status.text()
     assert "c62828" in w.status.styleSheet()  # shown as an error
     assert w.result is None and not (tmp_path / "out").exists()
-    assert w.start_button.isEnabled() and not w.cancel_button.isEnabled()
+    assert not w.start_button.isEnabled() and not w.cancel_button.isEnabled()
 
 
 @pytest.mark.slow
