@@ -91,4 +91,6 @@ def _caption(entry: HistoryEntry) -> str:
         return "error"
     top = pred.top[0]
     label = top.label if len(top.label) <= 16 else top.label[:15] + "\u2026"
+    if getattr(pred, "unknown", None):  # issue 16: none of the model's classes
+        return f"Unknown\n({label} {top.prob * 100:.0f}%)"
     return f"{label}\n{top.prob * 100:.0f}%"

@@ -49,6 +49,7 @@ def test_verdict_and_slider(qtbot: Any, make_window: Any, calibrated: Any, photo
     assert verdict.text() == (f"Unknown \u2014 none of your classes (closest: {pred.top[0].label}, "
                               f"{pred.top[0].prob:.0%})")
     assert window.results.bars.isVisible()  # the closest classes stay visible under the verdict
+    assert window.history.item(0).text().startswith("Unknown\n(")  # the history strip says it too
 
     control.enabled_box.setChecked(False)  # "off": the image is answered again, without a verdict
     qtbot.waitUntil(lambda: window.current.prediction is not None and window.current.prediction.unknown is None,
