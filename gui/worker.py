@@ -353,6 +353,9 @@ class InferenceWorker(QThread):
             result: Any = compute_heat(self._clf, source, class_index)
         except _Expected as e:
             result = str(e)
+        except Exception as e:  # noqa: BLE001 - a bug: its traceback on stderr, one line in the window
+            traceback.print_exc()
+            result = f"{type(e).__name__}: {e}"
         self.explainReady.emit(job.req, result)
 
     def _do_live(self, job: _Job) -> None:
