@@ -339,6 +339,7 @@ def choose(requested: str, graph_path: Path, fp32: LogitsRunner, transform: Call
     Raises:
         UsageError: an unknown mode.
     """
+    default_opener = opener is None
     opener = opener or open_mode
     notes: list[str] = []
     verdicts: list[Fidelity] = []
@@ -351,6 +352,11 @@ def choose(requested: str, graph_path: Path, fp32: LogitsRunner, transform: Call
             notes.append(f"{mode} refused: {why}")
             log.warning("%s precision refused: %s; running in fp32", mode, why)
             continue
+        if default_opener:  # a cached refusal needs no runner (compiling one takes a second or more)
+            known = cached_verdict(graph_path.parent, mode, int8_engine() if mode == "int8" else "openvino")
+            if known is not None and not known.passed:
+                notes.append(f"{mode} refused for this model: {known.reason}")
+                continue
         try:
             runner, engine = opener(graph_path, mode, transform)
         except Exception as e:

@@ -152,8 +152,10 @@ class AppSettings:
     #: Catalogue name or saved-model folder; empty means the default model.
     model = _Text("model")
     device = _Choice("device", DEVICES, DEFAULT_DEVICE)
-    #: CPU inference precision (Model > Precision); auto: the fastest mode verified against fp32
-    precision = _Choice("precision", PRECISIONS, "auto")
+    #: CPU inference precision (Model > Precision); fp32 (exact) until the user picks auto/int8/bf16:
+    #: a first int8 preparation (quantization + a 104-photo check) keeps both cores of a small
+    #: machine busy for a while, which made the window stutter in the responsiveness tests
+    precision = _Choice("precision", PRECISIONS, "fp32")
     top_k = _Int("top_k", 5, *TOP_K_RANGE)
     last_folder = _Text("last_folder")
     #: Saved-model folders used lately, newest first (see :meth:`add_recent_model`).

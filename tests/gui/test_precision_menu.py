@@ -1,5 +1,5 @@
 """Model > Precision: the saved precision is checked, choosing another saves it and loads the model
-again with it (the spec the worker's loader gets), and a hand-edited value reads back as auto."""
+again with it (the spec the worker's loader gets), and a hand-edited value reads back as fp32."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_precision_menu_saves_and_reloads(qtbot: Any, make_window: Any, classifi
     window = make_window(loader=loader)
     qtbot.waitUntil(lambda: window.model_state is not None, timeout=WAIT_MS)
     checked = [a.data() for a in window.precision_group.actions() if a.isChecked()]
-    assert checked == [window.settings.precision] == ["auto"] and specs[-1].precision == "auto"
+    assert checked == [window.settings.precision] == ["fp32"] and specs[-1].precision == "fp32"
 
     int8 = next(a for a in window.precision_group.actions() if a.data() == "int8")
     int8.trigger()
@@ -35,7 +35,7 @@ def test_precision_menu_saves_and_reloads(qtbot: Any, make_window: Any, classifi
     assert len(specs) == 2
 
 
-def test_bad_stored_precision_reads_as_auto(tmp_path: Path) -> None:
+def test_bad_stored_precision_reads_as_the_default(tmp_path: Path) -> None:
     path = tmp_path / "s.ini"
     path.write_text("[General]\nprecision=fp64\n")
-    assert AppSettings(QSettings(str(path), QSettings.Format.IniFormat)).precision == "auto"
+    assert AppSettings(QSettings(str(path), QSettings.Format.IniFormat)).precision == "fp32"
