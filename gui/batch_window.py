@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QTableView,
@@ -309,7 +310,15 @@ class BatchWindow(QWidget):
                                 on_result=self._on_copy_finished)
 
     def copy_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Copy images into class folders under", self.last_folder)
+        """Ask where to sort the images into class folders: never inside the folder they came from by default,
+        and with an untrained model only after saying its classes are random."""
+        if self.untrained and QMessageBox.question(
+                self, "Sort with an untrained model?",
+                "This model is untrained: its classes are random, so the folders would sort nothing.\n\n"
+                "Copy the images anyway?") != QMessageBox.StandardButton.Yes:
+            return
+        start = str(Path(self.last_folder).parent) if self.last_folder else str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Copy images into class folders under", start)
         if folder:
             self.copy_to(folder)
 
