@@ -36,6 +36,7 @@ from squeezelens.core.errors import SqueezeLensError
 from squeezelens.core.report import format_csv
 
 from .tasks import Task, TaskContext, start_task
+from .wording import plural
 
 COLUMNS = ("File", "Top-1", "Probability", "Top-5")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -120,11 +121,6 @@ def _relative_names(sources: list[str]) -> list[str]:
     except ValueError:  # different drives on Windows
         root = ""
     return [os.path.relpath(s, root) if root and s else (Path(s).name or s) for s in sources]
-
-
-def plural(n: int, word: str) -> str:
-    """``"1 image"``, ``"6 images"``, ``"2 class folders"`` (English ``-s`` plurals only)."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def summary_text(total: int, done: int, errors: int, finished: bool, cancelled: bool = False) -> str:
