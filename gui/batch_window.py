@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QTableView,
@@ -35,6 +36,7 @@ from squeezelens.core.report import format_csv, terminal_text
 
 from .tasks import Task, TaskContext, start_task
 from .unknown_view import UnknownFilterProxy, filter_box
+from .wording import plural
 
 COLUMNS = ("File", "Top-1", "Probability", "Top-5")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -121,11 +123,6 @@ def _relative_names(sources: list[str]) -> list[str]:
     except ValueError:  # different drives on Windows
         root = ""
     return [os.path.relpath(s, root) if root and s else (Path(s).name or s) for s in sources]
-
-
-def plural(n: int, word: str) -> str:
-    """``"1 image"``, ``"6 images"``, ``"2 class folders"`` (English ``-s`` plurals only)."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def summary_text(total: int, done: int, errors: int, finished: bool, cancelled: bool = False) -> str:
@@ -313,7 +310,15 @@ class BatchWindow(QWidget):
                                 on_result=self._on_copy_finished)
 
     def copy_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Copy images into class folders under", self.last_folder)
+        """Ask where to sort the images into class folders: never inside the folder they came from by default,
+        and with an untrained model only after saying its classes are random."""
+        if self.untrained and QMessageBox.question(
+                self, "Sort with an untrained model?",
+                "This model is untrained: its classes are random, so the folders would sort nothing.\n\n"
+                "Copy the images anyway?") != QMessageBox.StandardButton.Yes:
+            return
+        start = str(Path(self.last_folder).parent) if self.last_folder else str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Copy images into class folders under", start)
         if folder:
             self.copy_to(folder)
 

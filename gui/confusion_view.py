@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QListWidget, QList
 
 from .image_loader import placeholder_thumbnail, read_for_display, thumbnail
 from .tasks import Task, TaskContext, start_task
+from .wording import plural
 
 Index = QModelIndex | QPersistentModelIndex
 CELL_THUMB = 96
@@ -70,7 +71,7 @@ class ConfusionModel(QAbstractTableModel):
             return QColor(Qt.GlobalColor.white) if share > 0.45 else None
         if role == Qt.ItemDataRole.ToolTipRole:
             what = "correct" if t == p else f"predicted as {self.names[p]}"
-            return f"{n} validation image(s) of {self.names[t]}: {what}\nclick to see them"
+            return f"{plural(n, 'validation image')} of {self.names[t]}: {what}\nclick to see them"
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

@@ -44,6 +44,7 @@ from squeezelens.core.options import FINETUNE_MODES, FinetuneMode
 from .model_picker import ModelPicker
 from .settings import AppSettings
 from .tasks import Task, TaskContext, start_task
+from .wording import plural
 
 #: The mode menu's words for core's finetune modes.
 MODE_NAMES: dict[str, str] = {"quick": "Quick (new head, frozen backbone)", "deep": "Deep (last stage + head)"}
@@ -445,7 +446,7 @@ class FinetuneForm(QWidget):
             names = [f"{html.escape(s.path.name)}: {html.escape(s.reason)}" for s in scan.skipped[:PREVIEW_SKIPPED]]
             extra = len(scan.skipped) - PREVIEW_SKIPPED
             more = f"<br>... and {extra} more" if extra > 0 else ""
-            lines.append(f'<span style="{WARN_STYLE}">{len(scan.skipped)} file(s) will be skipped:</span><br>'
+            lines.append(f'<span style="{WARN_STYLE}">{plural(len(scan.skipped), "file")} will be skipped:</span><br>'
                          + "<br>".join(names) + more)
         self.preview_note.setText("<br>".join(lines))
         self.previewShown.emit()

@@ -29,6 +29,7 @@ from squeezelens.core.finetune import EpochStats, FinetuneResult
 from .confusion_view import MAX_CELL_IMAGES, CellImages, ConfusionView
 from .finetune_form import WARN_STYLE
 from .training_chart import TrainingChart
+from .wording import plural
 
 MAX_ISSUES = 500  # skipped files and warnings listed after a run; the rest are counted
 CELL_HINT = "Click a cell of the matrix to see its validation images."
@@ -202,7 +203,7 @@ class FinetuneResults(QSplitter):
         t, p = r.class_names[true_index], r.class_names[pred_index]
         what = f"{t}, predicted correctly" if true_index == pred_index else f"{t} predicted as {p}"
         shown = f" (the first {MAX_CELL_IMAGES} shown)" if len(paths) > MAX_CELL_IMAGES else ""
-        self.cell_label.setText(f"{len(paths)} image(s): {what}{shown}")
+        self.cell_label.setText(f"{plural(len(paths), 'image')}: {what}{shown}")
         self.cell_images.show_paths(paths)
 
     def saved_folder(self) -> str | None:

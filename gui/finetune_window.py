@@ -55,6 +55,7 @@ from .finetune_run import FinetuneRun
 from .model_picker import ModelPicker
 from .settings import AppSettings
 from .version_compare import VersionPanel, replace_question
+from .wording import plural
 
 
 class FinetuneWindow(QWidget):
@@ -207,7 +208,8 @@ class FinetuneWindow(QWidget):
         self.run = run
         self._cancelling = False
         self._set_running(True)
-        self._log(f"{'Resuming' if resume else 'Starting'}: {config.mode} mode, {config.resolved_epochs} epoch(s), "
+        epochs = plural(config.resolved_epochs, "epoch")
+        self._log(f"{'Resuming' if resume else 'Starting'}: {config.mode} mode, {epochs}, "
                   f"base {config.model or DEFAULT_MODEL}, saving to {config.output_dir}")
         run.start()
 

@@ -20,6 +20,8 @@ from PySide6.QtCore import QLibrary, QLibraryInfo, QLoggingCategory
 
 from squeezelens.core.self_test import Check, SelfTestFailure, sample_image
 
+from .wording import plural
+
 #: What the app's display loader and file dialogs rely on (JPEG, GIF, WebP, TIFF and SVG are plugins).
 IMAGE_FORMATS = ("jpeg", "png", "gif", "webp", "tiff", "bmp", "svg")
 
@@ -190,7 +192,7 @@ def check_multimedia() -> str:
         raise SelfTestFailure(f"the QtMultimedia backend did not load ({', '.join(backends)})")
     formats = QMediaFormat().supportedFileFormats(QMediaFormat.ConversionMode.Decode)
     cameras = len(QMediaDevices.videoInputs())
-    return f"{', '.join(backends)} loaded, {len(formats)} decodable formats; {cameras} camera(s) found"
+    return f"{', '.join(backends)} loaded, {len(formats)} decodable formats; {plural(cameras, 'camera')} found"
 
 
 def check_charts() -> str:

@@ -97,5 +97,13 @@ def _shoot(out: str, scratch: Path) -> int:
     return 0
 
 
+def _exit(code: int) -> None:
+    """As ``app.run``: a worker still inside ``import timm`` (slow on a busy machine) cannot be stopped, and
+    letting Python exit would destroy its running QThread (abort): end the process, scratch already removed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "camera-synthetic.png"))
+    _exit(main(sys.argv[1] if len(sys.argv) > 1 else "camera-synthetic.png"))

@@ -173,3 +173,24 @@ def test_title_names_the_image_errors_stay_and_help_lists_shortcuts(
     monkeypatch.setattr(QMessageBox, "open", lambda self: shown.append(self.text()))
     window.act_shortcuts.trigger()
     assert shown and "Ctrl+O" in shown[0] and "Ctrl+K" in shown[0]
+
+
+def test_copy_to_class_folders_asks_first_with_an_untrained_model_and_starts_outside_the_source(
+        qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from squeezelens.gui.batch_window import BatchWindow
+
+    w = BatchWindow(1)
+    qtbot.addWidget(w)
+    w.last_folder = str(tmp_path / "photos")
+    w.untrained = True
+    asked: list[str] = []
+    starts: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[1]) or QMessageBox.StandardButton.No)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: starts.append(a[2]) or "")
+    w.copy_dialog()
+    assert asked == ["Sort with an untrained model?"] and starts == []  # "No": nothing copied, no dialog
+    w.untrained = False
+    w.copy_dialog()
+    assert starts == [str(tmp_path)]  # beside the source folder, not inside it

@@ -160,7 +160,7 @@ def test_preview_lists_classes_counts_small_classes_and_unreadable_files(
     note = w.form.preview_note.text()
     assert "2 classes, 7 training and 2 validation images" in note
     assert "fewer than 5 images in: red_circles (3)" in note
-    assert "1 file(s) will be skipped" in note and "notes.jpg" in note
+    assert "1 file will be skipped" in note and "notes.jpg" in note
 
 
 def test_one_class_folder_is_a_clear_error_in_the_window(make_ft: Any, shapes_module: ModuleType,
