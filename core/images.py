@@ -28,6 +28,7 @@ import errno
 import io
 import logging
 import os
+import stat
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
@@ -245,7 +246,7 @@ def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path | ImageLoadEr
             reason = _disk_reason(e) if isinstance(e, OSError) else "not a usable path (it holds a NUL byte)"
             out.append(ImageLoadError(reason, name))
             continue
-        if not os.path.isdir(path) or not (st.st_mode & 0o170000 == 0o040000):
+        if not stat.S_ISDIR(st.st_mode):
             out.append(path)
             continue
         try:

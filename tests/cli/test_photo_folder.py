@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from squeezelens import cli
 from squeezelens.core.report import encode_output, terminal_text
 
 LATIN1 = b"caf\xe9.png"  # "café.png" in Latin-1: not valid UTF-8
@@ -58,7 +59,7 @@ def classify(folder: Path, model: Path, *args: str) -> subprocess.CompletedProce
                           capture_output=True, timeout=300, env=env)
 
 
-def test_table_csv_json_one_line_each(tmp_path: Path, photo_folder: Path, tiny_model: Path) -> None:
+def test_table_csv_json_one_line_each(tmp_path: Path, photo_folder: Path, tiny_model: Path, capsys) -> None:
     latin1_path = os.fsencode(str(photo_folder)) + b"/" + LATIN1
 
     table = classify(photo_folder, tiny_model)
@@ -70,9 +71,11 @@ def test_table_csv_json_one_line_each(tmp_path: Path, photo_folder: Path, tiny_m
     assert b"error:" in blocks[3] and b"JPEG XL" in blocks[3]
     assert b"error" not in blocks[1]  # the bad-EXIF photo has a result
 
+    # CSV and JSON in this process (one subprocess above is enough to show the real stdout)
+    common = ["classify", str(photo_folder), "--model", str(tiny_model), "--backend", "torch", "--device", "cpu",
+              "--offline"]
     out = tmp_path / "r.csv"
-    proc = classify(photo_folder, tiny_model, "--format", "csv", "-o", str(out))
-    assert proc.returncode == 1, proc.stderr
+    assert cli.main([*common, "--format", "csv", "-o", str(out)]) == 1
     rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode("utf-8", "surrogateescape"))))
     paths = list(dict.fromkeys(r["path"] for r in rows))
     assert len(paths) == 4 and os.fsencode(paths[2]) == latin1_path
@@ -80,9 +83,9 @@ def test_table_csv_json_one_line_each(tmp_path: Path, photo_folder: Path, tiny_m
     errors = {r["path"] for r in rows if r["error"]}
     assert errors == {str(photo_folder / "d_photo.jxl")}
 
-    proc = classify(photo_folder, tiny_model, "--format", "json")
-    assert proc.returncode == 1
-    data = json.loads(proc.stdout)
+    capsys.readouterr()
+    assert cli.main([*common, "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
     assert len(data) == 4 and os.fsencode(data[2]["path"]) == latin1_path
     assert ["error" in d for d in data] == [False, False, False, True]
     assert "cannot be read by this installation" in data[3]["error"]
