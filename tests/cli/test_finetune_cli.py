@@ -91,7 +91,7 @@ def test_single_class_and_bad_output_are_one_error_line(tmp_path: Path, capsys) 
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "thesis.txt").write_text("keep me")
     assert main(["finetune", str(tmp_path / "data"), "-o", str(tmp_path / "docs")]) == 2
-    assert "something other than a saved model" in capsys.readouterr().err
+    assert "did not write (thesis.txt)" in capsys.readouterr().err
     assert (tmp_path / "docs" / "thesis.txt").read_text() == "keep me"
 
 

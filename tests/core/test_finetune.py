@@ -236,7 +236,7 @@ def test_output_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
     keep = tmp_path / "photos"
     keep.mkdir()
     (keep / "holiday.jpg").write_bytes(b"precious")
-    with pytest.raises(SqueezeLensError, match="something other than a saved model"):
+    with pytest.raises(SqueezeLensError, match="did not write"):
         finetune(FinetuneConfig(tmp_path / "data", keep, device="cpu"))
     with pytest.raises(SqueezeLensError, match="inside the dataset folder"):
         finetune(FinetuneConfig(tmp_path, tmp_path / "model", device="cpu"))

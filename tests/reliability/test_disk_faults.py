@@ -10,7 +10,6 @@ import contextlib
 import errno
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from squeezelens.core.errors import OutputError
 from squeezelens.core.finetune import FinetuneConfig, finetune
 from squeezelens.core.finetune.last_stage import checkpoint_path
 from squeezelens.core.saved_model import save_model
+
+resource = pytest.importorskip("resource", reason="RLIMIT_FSIZE and tmpfs are POSIX")
 
 
 def _mount(folder: Path, options: str) -> bool:

@@ -47,6 +47,7 @@ def _prepare(folder: Path, tiny_net, labels) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the kill grid forks its savers (POSIX)")
 def test_a_save_killed_at_every_step_loses_nothing(tmp_path: Path, tiny_net, labels, snapshot, references) -> None:
     """SIGKILL at each fault point, with the atomic exchange and with the two-rename fallback."""
     jobs = []
