@@ -173,3 +173,24 @@ def test_ctrl_c_keeps_finished_results(tiny_run: tuple[Path, Path]) -> None:
     assert cancelled and len(finished) >= 4  # at least the first batch
     assert data.index(cancelled[0]) == len(data) - len(cancelled)  # finished first, then the rest
     assert b"interrupted:" in err and b"Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--resume"], "--resume needs --output FILE.csv"),
+        (["--resume", "-o", "r.json"], "--resume needs --output FILE.csv, FILE.jsonl or FILE.parquet"),
+        (["--resume", "-o", "r.csv", "--format", "json"], "--resume writes csv to r.csv; drop --format json"),
+        (["--format", "parquet"], "--format parquet needs --output FILE.parquet"),
+        (["--shard", "3/3"], "--shard 3/3: give I/N with 0 <= I < N"),
+        (["--workers", "2"], "--address, --workers and --gpus-per-worker go with --engine ray"),
+    ],
+)
+def test_bad_streaming_usage_is_exit_2_before_loading(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      args: list[str], message: str) -> None:
+    from squeezelens import cli
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["classify", "x.jpg", "--model", "no-such-model", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "unknown model" not in err  # refused before the model is looked up
