@@ -94,7 +94,7 @@ def format_table(results: Sequence[Prediction], untrained: bool) -> str:
     return out.getvalue()
 
 
-def format_csv(results: Sequence[Prediction], untrained: bool) -> str:
+def format_csv(results: Sequence[Prediction], untrained: bool, *, with_unknown: bool | None = None) -> str:
     """CSV with a header (:data:`CSV_COLUMNS`), one row per (input, rank); a failed input is one row.
 
     Args:
@@ -108,10 +108,12 @@ def format_csv(results: Sequence[Prediction], untrained: bool) -> str:
         empty rank/index/label/prob and its error as ``PATH: REASON``. When any prediction has an
         unknown verdict (a threshold is in force) a last column ``unknown`` (:data:`CSV_COLUMNS_UNKNOWN`)
         says ``true``/``false`` on every row of that input (empty for a failed input).
+        ``with_unknown`` forces that column on or off (a streamed CSV decides before any prediction).
     """
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    with_unknown = any(r.unknown is not None for r in results)
+    if with_unknown is None:
+        with_unknown = any(r.unknown is not None for r in results)
     w.writerow(CSV_COLUMNS_UNKNOWN if with_unknown else CSV_COLUMNS)
     for r in results:
         extra = [("" if r.unknown is None else str(r.unknown).lower())] if with_unknown else []

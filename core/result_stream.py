@@ -124,13 +124,14 @@ def source_text(src: str | os.PathLike[str] | Image.Image | ImageLoadError) -> s
 # -- one record of each format -----------------------------------------------------------------------
 
 
-def csv_header() -> str:
-    return format_csv([], False)
+def csv_header(with_unknown: bool = False) -> str:
+    """The CSV header line; ``with_unknown`` adds the ``unknown`` column (a threshold is in force)."""
+    return format_csv([], False, with_unknown=with_unknown)
 
 
-def csv_record(pred: Prediction) -> str:
+def csv_record(pred: Prediction, with_unknown: bool = False) -> str:
     """The CSV rows of one prediction (no header), exactly as :func:`.report.format_csv` writes them."""
-    return format_csv([pred], False)[len(csv_header()):]
+    return format_csv([pred], False, with_unknown=with_unknown)[len(csv_header(with_unknown)):]
 
 
 def json_element(pred: Prediction) -> str:
@@ -154,15 +155,17 @@ class TextWriter:
         appending: the sink already holds this format's header (a resumed CSV).
     """
 
-    def __init__(self, sink: ByteSink, fmt: str, untrained: bool, appending: bool = False) -> None:
+    def __init__(self, sink: ByteSink, fmt: str, untrained: bool, appending: bool = False,
+                 with_unknown: bool = False) -> None:
         self.sink, self.fmt, self.count = sink, fmt, 0
+        self.with_unknown = with_unknown
         isatty = getattr(sink, "isatty", None)
         self.terminal = bool(isatty()) if isatty is not None else False
         head = ""
         if fmt == "table" and untrained:
             head = f"!! {UNTRAINED_NOTE}\n\n"
         elif fmt == "csv" and not appending:
-            head = csv_header()
+            head = csv_header(with_unknown)
         if head:
             self._put(head)
 
@@ -175,7 +178,7 @@ class TextWriter:
         if self.fmt == "table":
             text = format_table([pred], False)
         elif self.fmt == "csv":
-            text = csv_record(pred)
+            text = csv_record(pred, self.with_unknown)
         elif self.fmt == "json":
             text = ("[\n" if self.count == 0 else ",\n") + json_element(pred)
         else:
@@ -212,7 +215,7 @@ class AtomicFileWriter:
     :meth:`abort` removes the temp file (the old output, if any, is left as it was).
     """
 
-    def __init__(self, out: Path, fmt: str, untrained: bool) -> None:
+    def __init__(self, out: Path, fmt: str, untrained: bool, with_unknown: bool = False) -> None:
         self.out = out
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
@@ -226,7 +229,7 @@ class AtomicFileWriter:
             self.fd = -1
             self.inner = ParquetJournal(out, journal=self.tmp, fresh=True)
         else:
-            self.inner = TextWriter(ByteSink(fd, str(out)), fmt, untrained)
+            self.inner = TextWriter(ByteSink(fd, str(out)), fmt, untrained, with_unknown=with_unknown)
 
     @property
     def count(self) -> int:
@@ -537,7 +540,7 @@ def done_inputs_parquet(out: Path) -> set[str]:
             if err != CANCELLED}
 
 
-def open_resumable(out: Path) -> tuple[set[str], ResultWriter]:
+def open_resumable(out: Path, with_unknown: bool = False) -> tuple[set[str], ResultWriter]:
     """Open ``out`` to resume: the path texts already in it, and a writer that appends the rest.
 
     A torn tail is cut off first; records of a non-resumable run that were marked ``cancelled`` are
@@ -558,7 +561,7 @@ def open_resumable(out: Path) -> tuple[set[str], ResultWriter]:
                 done |= scan.done
             return done, ParquetJournal(out, journal, fresh=False)
         if out.exists() and out.stat().st_size:
-            header = csv_header()
+            header = csv_header(with_unknown)
             scan = scan_csv(out, header) if fmt == "csv" else scan_jsonl(out)
             _repair(out, scan, head=len(header.encode()) if fmt == "csv" else 0)
             done = scan.done
@@ -568,7 +571,8 @@ def open_resumable(out: Path) -> tuple[set[str], ResultWriter]:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     except OSError as e:
         raise OutputError(f"cannot resume: {e.strerror or e}", str(out)) from e
-    return done, _AppendWriter(fd, TextWriter(ByteSink(fd, str(out)), fmt, untrained=False, appending=appending))
+    return done, _AppendWriter(fd, TextWriter(ByteSink(fd, str(out)), fmt, untrained=False, appending=appending,
+                                                  with_unknown=with_unknown))
 
 
 class _AppendWriter:

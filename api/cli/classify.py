@@ -156,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
         why = f" ({engine.untrained_reason})" if engine.untrained_reason else ""
         print(f"squeezelens: warning: {engine.name} has no weights{why}; running untrained", file=sys.stderr)
 
-    done, writer = open_results(fmt, args.output, engine.untrained, args.resume)
+    done, writer = open_results(fmt, args.output, engine.untrained, args.resume,
+                                 with_unknown=getattr(engine, "unknown_threshold", None) is not None)
     if args.resume:
         inputs = _not_done(inputs, done, fmt)
         if done:
@@ -229,6 +230,11 @@ class _LocalEngine:
                               on_result=lambda _i, p: emit(p), cancel=cancel)
             if cancel.is_set():
                 return
+
+    @property
+    def unknown_threshold(self) -> float | None:
+        """The unknown threshold in force (None: no verdict, no ``unknown`` column)."""
+        return getattr(self.clf, "unknown_threshold", None)
 
     @property
     def table_footer(self) -> str:

@@ -86,13 +86,15 @@ def stdout_sink() -> ByteSink | _TextStreamSink:
     return ByteSink(fd, "standard output")
 
 
-def open_results(fmt: str, output: str | None, untrained: bool, resume: bool) -> tuple[set[str], ResultWriter]:
+def open_results(fmt: str, output: str | None, untrained: bool, resume: bool,
+                 with_unknown: bool = False) -> tuple[set[str], ResultWriter]:
     """The writer ``classify`` streams its predictions to, and the inputs an output to resume already has.
 
     Args:
         fmt: ``table``, ``csv``, ``json``, ``jsonl`` or ``parquet`` (the last only with ``output``).
         output: the ``--output`` file, or None for standard output.
         untrained: the model has no weights (the table's banner).
+        with_unknown: a CSV gets the ``unknown`` column (an unknown threshold is in force).
         resume: append to ``output`` and report what it holds (:func:`~squeezelens.core.result_stream.open_resumable`).
 
     Raises:
@@ -101,9 +103,9 @@ def open_results(fmt: str, output: str | None, untrained: bool, resume: bool) ->
     """
     if resume:
         assert output is not None
-        return open_resumable(Path(output))
+        return open_resumable(Path(output), with_unknown)
     if output is None:
         if fmt == "parquet":
             raise UsageError("--format parquet needs --output FILE.parquet")
-        return set(), TextWriter(stdout_sink(), fmt, untrained)  # type: ignore[arg-type]
-    return set(), AtomicFileWriter(Path(output), fmt, untrained)
+        return set(), TextWriter(stdout_sink(), fmt, untrained, with_unknown=with_unknown)  # type: ignore[arg-type]
+    return set(), AtomicFileWriter(Path(output), fmt, untrained, with_unknown)

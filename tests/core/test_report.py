@@ -135,6 +135,7 @@ def finetune_result(untrained_base: bool = False, mode: str = "quick", extras: b
         misclassified=[SimpleNamespace(path=Path("data/cats/c3.jpg"), true_index=0, pred_index=1, confidence=0.734)],
         skipped=[SimpleNamespace(path=Path("data/dogs/x.png"), reason="cannot be read as an image")] if extras else [],
         warnings=["only 4 validation images for dogs"] if extras else [],
+        version=None, previous_version=None, previous_val_accuracy=None,
     )
 
 
