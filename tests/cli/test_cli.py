@@ -122,7 +122,11 @@ def test_models_lists_catalogue_and_cache_state(capsys, hf_env) -> None:
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(commit)
     (repo / "snapshots" / commit).mkdir(parents=True)
-    (repo / "snapshots" / commit / "model.safetensors").write_bytes(b"x")
+    # a real (tiny) safetensors file: a damaged one counts as not cached (issue 15)
+    import numpy as np
+    from safetensors.numpy import save
+
+    (repo / "snapshots" / commit / "model.safetensors").write_bytes(save({"x": np.zeros(1, np.float32)}))
     code, out, _ = run(capsys, "models", "--format", "json")
     assert [r["name"] for r in json.loads(out) if r["cached"]] == ["seresnext50_32x4d.racm_in1k"]
     code, out, _ = run(capsys, "models")
