@@ -441,7 +441,9 @@ class MainWindow(ModelControls, QMainWindow):
                 self.left.addWidget(self.camera_page)
             self.left.setCurrentWidget(self.camera_page)
             self.camera_page.start()
-            waiting = "No live video." if self.camera_page.view.message else "Waiting for the first frame..."
+            # the reason for no video is on the video itself: said once, not repeated here
+            waiting = ("Live results appear here when there is video." if self.camera_page.view.message
+                       else "Waiting for the first frame...")
             self.results.show_message(waiting, "Camera")
             return
         self._camera_after_stack = False
