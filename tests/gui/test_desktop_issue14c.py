@@ -69,3 +69,69 @@ def test_removing_a_class_keeps_its_files(qtbot: Any, tmp_path: Path, monkeypatc
     panel.add("apple")
     assert panel.class_names() == ["pear", "apple"]
     panel.shutdown(5000)
+
+
+def test_per_image_csv() -> None:
+    """One row per image (top-1), besides the CLI's one row per (image, rank); unknown when in force."""
+    from squeezelens.core.predictions import Prediction, TopClass
+    from squeezelens.core.report import format_csv, format_csv_per_image
+
+    preds = [Prediction("a.jpg", "m", [TopClass(3, "cat", 0.75), TopClass(1, "dog", 0.25)]),
+             Prediction("b.jpg", "m", [], error="b.jpg: not an image")]
+    assert format_csv_per_image(preds).splitlines() == [
+        "path,label,prob,error", "a.jpg,cat,0.75000000,", "b.jpg,,,b.jpg: not an image"]
+    assert len(format_csv(preds, False).splitlines()) == 4  # the per-rank CSV is unchanged
+    preds[0].unknown = True
+    assert format_csv_per_image(preds).splitlines()[:2] == ["path,label,prob,unknown,error", "a.jpg,cat,0.75000000,true,"]
+
+
+def test_batch_window_thumbnails_and_csv_choice(qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table shows a small thumbnail per row, decoded in a background task (not the GUI thread) and
+    cached; Export CSV offers both layouts, named, and writes the chosen one."""
+    import threading
+
+    from PIL import Image
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QPixmap
+    from PySide6.QtWidgets import QFileDialog
+
+    from squeezelens.core.predictions import Prediction, TopClass
+    from squeezelens.gui import batch_thumbs
+    from squeezelens.gui.batch_window import CSV_PER_IMAGE, CSV_PER_RANK, BatchWindow
+
+    sources = []
+    for i in range(3):
+        p = tmp_path / f"img{i}.png"
+        Image.new("RGB", (300, 200), (200, 40 * i, 0)).save(p)
+        sources.append(str(p))
+    decoded_in: list[str] = []
+    real = batch_thumbs.read_for_display
+    monkeypatch.setattr(batch_thumbs, "read_for_display",
+                        lambda *a, **k: decoded_in.append(threading.current_thread().name) or real(*a, **k))
+    w = BatchWindow(1)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    w.start(sources)
+    for i, src in enumerate(sources):
+        w.add(i, Prediction(src, "m", [TopClass(0, "cat", 0.9), TopClass(1, "dog", 0.1)]))
+    w.finish(False)
+    index = w.model.index(0, 0)
+    qtbot.waitUntil(lambda: isinstance(w.model.data(index, Qt.ItemDataRole.DecorationRole), QPixmap), timeout=WAIT_MS)
+    pix = w.model.data(index, Qt.ItemDataRole.DecorationRole)
+    assert 0 < pix.deviceIndependentSize().width() <= batch_thumbs.THUMB_PX
+    assert decoded_in and threading.main_thread().name not in decoded_in
+    n = len(decoded_in)
+    w.model.data(index, Qt.ItemDataRole.DecorationRole)
+    assert len(decoded_in) == n  # cached
+
+    filters: list[str] = []
+    for chosen, rows in ((CSV_PER_IMAGE, 4), (CSV_PER_RANK, 7)):
+        out = tmp_path / "r.csv"
+        monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                            lambda *a, c=chosen: filters.append(a[3]) or (str(out), c))
+        w.export_csv_dialog()
+        assert len(out.read_text().splitlines()) == rows
+    assert "One row per image:" in filters[0] and "per image and rank" in filters[0]
+    assert "per image" in w.action_status.text()
+    assert w.wait_for_copies(5000)
