@@ -57,7 +57,8 @@ def test_removing_a_class_keeps_its_files(qtbot: Any, tmp_path: Path, monkeypatc
     qtbot.waitUntil(lambda: not panel.counting, timeout=WAIT_MS)
     panel.select("apple")
     asked: list[str] = []
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes)
+    yes = QMessageBox.StandardButton.Yes
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or yes)
     panel.remove_class.click()
     assert asked and "stay on disk" in asked[0] and "1 image " in asked[0]
     assert panel.class_names() == ["pear"] and (dataset / "apple" / "a.jpg").is_file()
@@ -82,7 +83,8 @@ def test_per_image_csv() -> None:
         "path,label,prob,error", "a.jpg,cat,0.75000000,", "b.jpg,,,b.jpg: not an image"]
     assert len(format_csv(preds, False).splitlines()) == 4  # the per-rank CSV is unchanged
     preds[0].unknown = True
-    assert format_csv_per_image(preds).splitlines()[:2] == ["path,label,prob,unknown,error", "a.jpg,cat,0.75000000,true,"]
+    assert format_csv_per_image(preds).splitlines()[:2] == [
+        "path,label,prob,unknown,error", "a.jpg,cat,0.75000000,true,"]
 
 
 def test_batch_window_thumbnails_and_csv_choice(qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,7 +131,7 @@ def test_batch_window_thumbnails_and_csv_choice(qtbot: Any, tmp_path: Path, monk
     for chosen, rows in ((CSV_PER_IMAGE, 4), (CSV_PER_RANK, 7)):
         out = tmp_path / "r.csv"
         monkeypatch.setattr(QFileDialog, "getSaveFileName",
-                            lambda *a, c=chosen: filters.append(a[3]) or (str(out), c))
+                            lambda *a, c=chosen, o=out: filters.append(a[3]) or (str(o), c))
         w.export_csv_dialog()
         assert len(out.read_text().splitlines()) == rows
     assert "One row per image:" in filters[0] and "per image and rank" in filters[0]
