@@ -307,6 +307,7 @@ def format_finetune_json(result: FinetuneResult) -> str:
 
 __all__ = [
     "CLASSIFY_FORMATS", "CSV_COLUMNS", "CSV_COLUMNS_UNKNOWN", "UNTRAINED_NOTE", "ModelRow", "encode_output",
-    "CSV_PER_IMAGE_COLUMNS", "format_csv", "format_csv_per_image", "format_finetune_json", "format_json", "format_models_json", "format_models_table",
+    "CSV_PER_IMAGE_COLUMNS", "format_csv", "format_csv_per_image",
+    "format_finetune_json", "format_json", "format_models_json", "format_models_table",
     "format_summary", "format_table", "model_rows", "terminal_text", "unknown_verdict",
 ]
