@@ -142,8 +142,7 @@ def test_batch_window_thumbnails_and_csv_choice(qtbot: Any, tmp_path: Path, monk
 def test_drop_highlight_toolbar_icons_and_tab_order(qtbot: Any, make_window: Any, photo_dir: Path) -> None:
     """Dragging a file over the window shows a highlight (gone on leave and on drop); the toolbar's buttons
     have icons and take Tab focus (before: no highlight, text-only buttons that Tab skipped)."""
-    from PySide6.QtCore import QPoint, QUrl
-    from PySide6.QtCore import QMimeData, Qt
+    from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
     from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent
     from PySide6.QtWidgets import QApplication, QToolBar, QToolButton
 
