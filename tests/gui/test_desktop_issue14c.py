@@ -226,3 +226,31 @@ def test_secondary_text_contrast_at_least_4_5(qtbot: Any, which: str) -> None:
     bg = palette.color(QPalette.ColorRole.Window)
     best = max(contrast_ratio(image.pixelColor(x, y), bg) for x in range(0, 400) for y in range(80, 120))
     assert best >= MIN_CONTRAST, f"{which}: {best:.2f}:1"
+
+
+def test_model_picker_facts_and_download(qtbot: Any) -> None:
+    """Each variant shows its size and timm's published ImageNet top-1 (with the source in the tooltip);
+    "needs download" is explained, and the Download action loads it through the normal path (modelChosen)."""
+    from squeezelens.core.imagenet_results import RESULTS, SOURCE_URL
+    from squeezelens.gui.model_picker import ModelPicker
+    from squeezelens.gui.worker import CatalogueEntry
+
+    picker = ModelPicker()
+    qtbot.addWidget(picker)
+    picker.set_catalogue([
+        CatalogueEntry("seresnext26d_32x4d.bt_in1k", "seresnext26d_32x4d", True, "apache-2.0", True),
+        CatalogueEntry("seresnext50_32x4d.racm_in1k", "seresnext50_32x4d", False, "apache-2.0", True),
+    ])
+    picker.set_current("seresnext26d_32x4d")
+    assert "16.8M params" in picker.itemText(0) and "78.8% top-1" in picker.itemText(0)
+    tip = picker.itemData(1, 3)
+    assert "82.20%" in tip and SOURCE_URL in tip and "288 x 288" in tip
+    assert "Hugging Face Hub" in tip and f"about {RESULTS['seresnext50_32x4d.racm_in1k'].params_m * 4:.0f} MB" in tip
+    assert not picker.download_action.isEnabled()  # the current one is cached
+    chosen: list[str] = []
+    picker.modelChosen.connect(chosen.append)
+    assert not picker.download(0)
+    picker.setCurrentIndex(1)
+    assert picker.download_action.isEnabled() and picker.download_action in picker.actions()
+    picker.download_action.trigger()
+    assert chosen == ["seresnext50_32x4d"]
