@@ -126,6 +126,36 @@ def format_csv(results: Sequence[Prediction], untrained: bool, *, with_unknown: 
     return out.getvalue()
 
 
+#: The per-image CSV's columns (:func:`format_csv_per_image`); ``unknown`` only when a threshold is in force.
+CSV_PER_IMAGE_COLUMNS = ("path", "label", "prob", "error")
+
+
+def format_csv_per_image(results: Sequence[Prediction]) -> str:
+    """CSV with a header, ONE row per input (its top-1 class), where :func:`format_csv` has one per (input, rank).
+
+    Args:
+        results: one prediction per input.
+
+    Returns:
+        ``\n``-terminated rows ``path,label,prob,error`` (:data:`CSV_PER_IMAGE_COLUMNS`): ``label`` the top-1
+        class, ``prob`` its softmax probability (0..1) with 8 decimals; a failed input has empty label and
+        prob and its error as ``PATH: REASON``. When any prediction has an unknown verdict, an ``unknown``
+        column (``true``/``false``, empty for a failed input) comes before ``error``.
+    """
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    with_unknown = any(r.unknown is not None for r in results)
+    w.writerow(["path", "label", "prob", *(["unknown"] if with_unknown else []), "error"])
+    for r in results:
+        extra = [("" if r.unknown is None else str(r.unknown).lower())] if with_unknown else []
+        if not r.ok or not r.top:
+            w.writerow([r.source, "", "", *extra, r.error or ""])
+            continue
+        t = r.top[0]
+        w.writerow([r.source, t.label, f"{t.prob:.8f}", *extra, ""])
+    return out.getvalue()
+
+
 def format_json(results: Sequence[Prediction], untrained: bool) -> str:
     """A JSON array with one object per input, in input order, indented by 2, ending in a newline.
 
@@ -279,6 +309,7 @@ def format_finetune_json(result: FinetuneResult) -> str:
 
 __all__ = [
     "CLASSIFY_FORMATS", "CSV_COLUMNS", "CSV_COLUMNS_UNKNOWN", "UNTRAINED_NOTE", "ModelRow", "encode_output",
-    "format_csv", "format_finetune_json", "format_json", "format_models_json", "format_models_table",
+    "CSV_PER_IMAGE_COLUMNS", "format_csv", "format_csv_per_image",
+    "format_finetune_json", "format_json", "format_models_json", "format_models_table",
     "format_summary", "format_table", "model_rows", "terminal_text", "unknown_verdict",
 ]

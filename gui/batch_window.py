@@ -1,4 +1,5 @@
-"""The results table for a folder or many files: fills in as results arrive, sortable, exportable."""
+"""The results table for a folder or many files: fills in as results arrive (with thumbnails), sortable,
+exportable as CSV (one row per image, or one per image and rank)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
+    QSize,
     Qt,
     Signal,
 )
@@ -32,14 +34,18 @@ from PySide6.QtWidgets import (
 from squeezelens.core.atomic_files import write_text_atomic
 from squeezelens.core.class_folders import CopyReport, copy_into_class_folders
 from squeezelens.core.errors import SqueezeLensError
-from squeezelens.core.report import format_csv, terminal_text
+from squeezelens.core.report import format_csv, format_csv_per_image, terminal_text
 
+from .batch_thumbs import THUMB_PX, ThumbnailCache
 from .tasks import Task, TaskContext, start_task
 from .unknown_view import UnknownFilterProxy, filter_box
 from .wording import plural
 
 COLUMNS = ("File", "Top-1", "Probability", "Top-5")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+#: The Export CSV dialog's two layouts (its file-type filters): name -> (filter, formatter).
+CSV_PER_IMAGE = "One row per image: path, top-1 label, probability (*.csv)"
+CSV_PER_RANK = "One row per image and rank: the CLI's --format csv (*.csv)"
 Index = QModelIndex | QPersistentModelIndex
 
 
@@ -53,6 +59,19 @@ class BatchTableModel(QAbstractTableModel):
         self.preds: list[Any] = []
         self.done_count = 0  # counted as results arrive: the summary must not rescan 50,000 rows each time
         self.error_count = 0
+        self.thumbs: ThumbnailCache | None = None  # the File column's thumbnails, when set
+
+    def set_thumbnails(self, thumbs: ThumbnailCache) -> None:
+        self.thumbs = thumbs
+        thumbs.ready.connect(self._on_thumbnail)
+
+    def _on_thumbnail(self, path: str) -> None:
+        try:
+            row = self.sources.index(path)
+        except ValueError:
+            return
+        index = self.index(row, 0)
+        self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
     def reset(self, sources: list[str]) -> None:
         self.beginResetModel()
@@ -94,6 +113,8 @@ class BatchTableModel(QAbstractTableModel):
         src, pred = self.sources[row], self.preds[row]
         if role == Qt.ItemDataRole.ToolTipRole:
             return terminal_text(pred.error if pred is not None and not pred.ok else src)  # non-UTF-8 names escaped
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self.thumbs.get(src) if col == 0 and self.thumbs is not None and src else None
         if role == Qt.ItemDataRole.TextAlignmentRole and col == 2:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role not in (Qt.ItemDataRole.DisplayRole, SORT_ROLE):
@@ -173,10 +194,14 @@ class BatchWindow(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().hide()
+        self.thumbs = ThumbnailCache(parent=self)
+        self.model.set_thumbnails(self.thumbs)  # only the rows painted ask for theirs
+        self.table.setIconSize(QSize(THUMB_PX, THUMB_PX))
+        self.table.verticalHeader().setDefaultSectionSize(THUMB_PX + 6)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        self.table.setColumnWidth(0, 220)
+        self.table.setColumnWidth(0, 220 + THUMB_PX)
         self.table.setColumnWidth(1, 200)
         self.table.setColumnWidth(2, 90)
         self.table.doubleClicked.connect(self._open_row)
@@ -270,18 +295,24 @@ class BatchWindow(QWidget):
         self.openImage.emit(self.model.sources[row])
 
     # -- export and copy ------------------------------------------------------------------------------
-    def export_csv(self, path: str) -> None:
-        """Write the finished rows as the CLI's CSV (one row per input and rank), atomically."""
-        write_text_atomic(path, format_csv(self.model.done(), self.untrained))
+    def export_csv(self, path: str, per_image: bool = False) -> None:
+        """Write the finished rows as CSV, atomically: one row per input and rank (the CLI's CSV), or with
+        ``per_image`` one row per input (path, top-1 label, probability, unknown, error)."""
+        done = self.model.done()
+        write_text_atomic(path, format_csv_per_image(done) if per_image else format_csv(done, self.untrained))
 
     def export_csv_dialog(self) -> None:
         start = str(Path(self.last_folder or Path.home()) / "squeezelens-results.csv")
-        path, _ = QFileDialog.getSaveFileName(self, "Export results as CSV", start, "CSV files (*.csv)")
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export results as CSV (choose one row per image, or per image and rank)", start,
+            f"{CSV_PER_IMAGE};;{CSV_PER_RANK}", CSV_PER_IMAGE)
         if not path:
             return
+        per_image = chosen != CSV_PER_RANK
         try:
-            self.export_csv(path)
-            self.action_status.setText(f"Saved {Path(path).name}")
+            self.export_csv(path, per_image=per_image)
+            layout = "one row per image" if per_image else "one row per image and rank"
+            self.action_status.setText(f"Saved {Path(path).name} ({layout})")
             self.action_status.setToolTip(path)
         except SqueezeLensError as e:
             self.action_status.setText(str(e))
@@ -340,6 +371,7 @@ class BatchWindow(QWidget):
 
     def wait_for_copies(self, msecs: int = 2000) -> bool:
         """Cancel the copy going on and wait for it (``msecs`` ms at most); True when none is left running."""
+        self.thumbs.stop(msecs)
         if self._copy is None:
             return True
         self._copy.cancel()
@@ -348,6 +380,7 @@ class BatchWindow(QWidget):
     def closeEvent(self, event: Any) -> None:
         """Closing cancels; the window is freed now if idle, else when its batch or copy has stopped."""
         self.cancel()
+        self.thumbs.stop()
         super().closeEvent(event)
         if not self.running and self._copy is None:
             self.deleteLater()

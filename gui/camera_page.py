@@ -35,6 +35,8 @@ from .worker import InferenceClient
 
 OVERLAY_MS = 250  # overlay text refresh
 NO_VIDEO_MS = 6000  # a started camera that has sent no frame by then gets a message
+#: Capture and Hold to record are disabled with this tooltip while no frame is on show.
+NO_VIDEO_TO_CAPTURE = "Nothing to capture: there is no video (no camera, or it is starting, stopped or failed)."
 
 _KEY_PRESS, _KEY_RELEASE = QEvent.Type.KeyPress, QEvent.Type.KeyRelease
 _DEACTIVATE = QEvent.Type.WindowDeactivate
@@ -113,7 +115,8 @@ class CameraPage(QWidget):
         self.mirror.toggled.connect(self._on_mirror)
         self.pause.toggled.connect(self._on_pause)
         self.smoothing.valueChanged.connect(self._on_smoothing)
-        self.capture.message.connect(self.message)
+        # the capture panel's messages stay on its own status line (once, next to its buttons)
+        self.capture.set_video(NO_VIDEO_TO_CAPTURE)  # until the first frame
         self.retry.clicked.connect(lambda: self.start())
         self._after_stack: Any = None  # what start()/start_source() do once the model stack is loaded
         client.stackReady.connect(self._on_stack_ready)
@@ -264,10 +267,13 @@ class CameraPage(QWidget):
         """No running video (stopped, starting, failed, no camera): nothing to pause."""
         self.pause.setChecked(False)
         self.pause.setEnabled(False)
+        self.capture.set_video(NO_VIDEO_TO_CAPTURE)
 
     def _on_frame_shown(self, _frame: Any) -> None:
         if not self.pause.isEnabled():
             self.pause.setEnabled(True)  # frames flow (again)
+        if self.capture.no_video is not None:
+            self.capture.set_video(None)
 
     def _open_camera(self) -> None:
         cam = self._camera()

@@ -1,4 +1,4 @@
-"""Capturing camera frames for training: a dataset folder, a class list (add, rename, per-class counts),
+"""Capturing camera frames for training: a dataset folder, a class list (add, rename, remove, per-class counts),
 a Capture button and a hold-to-record burst, written as ``<dataset>/<class folder>/capture-*.jpg``
 (the layout the finetune window reads)."""
 
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -98,6 +99,8 @@ class CapturePanel(QWidget):
         self.classes.setMaximumHeight(110)
         self.add_class = QPushButton("Add class...")
         self.rename_class = QPushButton("Rename...")
+        self.remove_class = QPushButton("Remove...")
+        self.remove_class.setToolTip("Remove the selected class from this list (its folder and images stay on disk)")
         self.capture = QPushButton("Capture")
         self.capture.setToolTip("Save the frame on show into the selected class (Space)")
         self.capture.setShortcut(Qt.Key.Key_Space)
@@ -113,7 +116,7 @@ class CapturePanel(QWidget):
         top.addWidget(self.folder_label, 1)
         top.addWidget(self.choose_folder)
         side = QVBoxLayout()
-        for b in (self.add_class, self.rename_class, self.capture, self.record):
+        for b in (self.add_class, self.rename_class, self.remove_class, self.capture, self.record):
             side.addWidget(b)
         side.addStretch(1)
         row = QHBoxLayout()
@@ -128,6 +131,9 @@ class CapturePanel(QWidget):
         self.choose_folder.clicked.connect(self.choose_dataset)
         self.add_class.clicked.connect(self._ask_add)
         self.rename_class.clicked.connect(self._ask_rename)
+        self.remove_class.clicked.connect(self._ask_remove)
+        self._capture_tips = (self.capture.toolTip(), self.record.toolTip())
+        self.no_video: str | None = None  # why there is nothing to capture (set by the camera page)
         self.capture.clicked.connect(self.capture_one)
         self.record.pressed.connect(self.start_burst)
         self.record.released.connect(self.stop_burst)
@@ -151,7 +157,8 @@ class CapturePanel(QWidget):
     def class_names(self) -> list[str]:
         """The saved class list, then class folders already in the dataset that it lacks."""
         names = self.settings.camera_classes
-        known = {folder_name(n) for n in names}
+        removed = set(self.settings.camera_removed_classes)
+        known = {folder_name(n) for n in names} | removed
         if self.dataset and Path(self.dataset).is_dir():
             try:
                 folders = sorted(p.name for p in Path(self.dataset).iterdir()
@@ -220,6 +227,8 @@ class CapturePanel(QWidget):
             self.select(name)
             return False
         self.settings.camera_classes = [*self.settings.camera_classes, name]
+        self.settings.camera_removed_classes = [n for n in self.settings.camera_removed_classes
+                                                if n != folder_name(name)]
         self.refresh()
         self.select(name)
         return True
@@ -258,6 +267,45 @@ class CapturePanel(QWidget):
         self.refresh()
         self.select(new)
         return True
+
+    def remove(self, name: str) -> bool:
+        """Take a class off the list. Never deletes anything on disk: its folder (and the images in it)
+        stays where it is and the Finetune window still reads it; adding the class again brings it back."""
+        if name not in self.class_names():
+            return False
+        self.settings.camera_classes = [n for n in self.settings.camera_classes if n != name]
+        self.settings.camera_removed_classes = [*self.settings.camera_removed_classes, folder_name(name)]
+        self.refresh()
+        self._say(f"Removed '{name}' from the list; its folder and images were left on disk.")
+        return True
+
+    def remove_question(self, name: str) -> str:
+        """The confirmation's text: what is removed and what is not."""
+        n = self.counts.get(name, 0)
+        where = class_folder(self.dataset, name) if self.dataset else None
+        kept = (f"Its folder {where} and the {n} image{'' if n == 1 else 's'} in it stay on disk "
+                "(nothing is deleted; the Finetune window still reads that folder)."
+                if where is not None and where.is_dir() else "Nothing is deleted from disk.")
+        return f"Remove the class '{name}' from this list?\n\n{kept}"
+
+    def _ask_remove(self) -> None:
+        name = self.current_class()
+        if name is None:
+            return
+        answer = QMessageBox.question(self, "Remove class", self.remove_question(name),
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        if answer == QMessageBox.StandardButton.Yes:
+            self.remove(name)
+
+    def set_video(self, reason: str | None) -> None:
+        """``reason`` why there is no video to capture (buttons disabled, reason as tooltip), or None."""
+        self.no_video = reason
+        if reason is not None:
+            self.stop_burst()
+        for button, tip in zip((self.capture, self.record), self._capture_tips):
+            button.setEnabled(reason is None)
+            button.setToolTip(tip if reason is None else f"{reason}\n({tip})")
 
     def _ask_add(self) -> None:
         name, ok = QInputDialog.getText(self, "Add class", "Class name:")
@@ -315,6 +363,8 @@ class CapturePanel(QWidget):
         self.status.setText(f"Saved {Path(path).parent.name}/{Path(path).name}")
 
     def _say(self, text: str) -> None:
+        """A message on the panel's own status line (under the buttons that caused it), shown once:
+        ``message`` lets a listener log it, the camera page no longer repeats it in the window's notice bar."""
         self.status.setText(text)
         self.message.emit(text)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QRect, QSize, Qt
-from PySide6.QtGui import QImage, QPainter, QPalette, QPixmap
+from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from .contrast import secondary_text
 
 
 class ImageView(QWidget):
@@ -56,7 +58,7 @@ class ImageView(QWidget):
     def paintEvent(self, event: object) -> None:  # noqa: ARG002
         p = QPainter(self)
         if self._image.isNull():
-            p.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            p.setPen(secondary_text(self.palette()))  # readable: at least 4.5:1 on the window colour
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._hint)
             return
         rect = self.target_rect()

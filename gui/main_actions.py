@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QLabel, QToolBar
+from PySide6.QtWidgets import QLabel, QStyle, QToolBar, QToolButton
 
 from squeezelens.core.options import DEVICES
 
@@ -97,4 +98,25 @@ def build_actions(window: MainWindow) -> None:
     tools.addWidget(window.top_k)
     tools.addSeparator()
     tools.addAction(window.act_finetune)
+    # icons from the style (they follow the platform and the palette) and text beside them
+    SP = QStyle.StandardPixmap
+    for a, icon in ((window.act_open, SP.SP_DialogOpenButton), (window.act_open_folder, SP.SP_DirOpenIcon),
+                    (window.act_paste, SP.SP_FileDialogContentsView), (window.act_camera, SP.SP_MediaPlay),
+                    (window.act_finetune, SP.SP_FileDialogDetailedView)):
+        a.setIcon(window.style().standardIcon(icon))
+    tools.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     window.addToolBar(tools)
+
+
+def finish_toolbar(window: MainWindow) -> None:
+    """Once every action is on the toolbar (the "Why?" toggle comes later): each button gets an icon
+    (a style's standard one where it has none) and a place in the Tab order (tool buttons take no focus by default)."""
+    tools = window.findChild(QToolBar, "mainToolbar")
+    if tools is None:
+        return
+    for a in tools.actions():
+        button = tools.widgetForAction(a)
+        if isinstance(button, QToolButton):
+            if a.icon().isNull():
+                a.setIcon(window.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxQuestion))
+            button.setFocusPolicy(Qt.FocusPolicy.TabFocus)

@@ -41,7 +41,7 @@ from .drop_input import DropContent, can_accept, classify_path, read_mime
 from .history_strip import HistoryEntry, HistoryStrip
 from .image_loader import ImageLoader, placeholder_thumbnail
 from .image_view import ImageView
-from .main_actions import build_actions
+from .main_actions import build_actions, finish_toolbar
 from .model_controls import ModelControls
 from .model_picker import ModelPicker
 from .results_panel import ResultsPanel
@@ -163,6 +163,7 @@ class MainWindow(ModelControls, QMainWindow):
         from .explain_overlay import ExplainController
 
         self.explainer = ExplainController(self)  # the "Why?" heatmap toggle (issue 17)
+        finish_toolbar(self)  # icons and Tab order for every toolbar button
 
     def _connect(self) -> None:
         c = self.client
@@ -299,14 +300,27 @@ class MainWindow(ModelControls, QMainWindow):
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if can_accept(event.mimeData()):
             event.acceptProposedAction()
+            self._drop_highlight().show()  # says where it goes before the user lets go
         else:
             event.ignore()
+
+    def dragLeaveEvent(self, event: Any) -> None:
+        self._drop_highlight().hide()
+        super().dragLeaveEvent(event)
+
+    def _drop_highlight(self) -> Any:
+        if getattr(self, "drop_highlight", None) is None:
+            from .drop_highlight import DropHighlight
+
+            self.drop_highlight = DropHighlight(self.centralWidget())
+        return self.drop_highlight
 
     def dragMoveEvent(self, event: Any) -> None:
         if can_accept(event.mimeData()):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
+        self._drop_highlight().hide()
         content = read_mime(event.mimeData(), accept_text=False)
         event.acceptProposedAction()
         self.handle_content(content)
@@ -441,7 +455,9 @@ class MainWindow(ModelControls, QMainWindow):
                 self.left.addWidget(self.camera_page)
             self.left.setCurrentWidget(self.camera_page)
             self.camera_page.start()
-            waiting = "No live video." if self.camera_page.view.message else "Waiting for the first frame..."
+            # the reason for no video is on the video itself: said once, not repeated here
+            waiting = ("Live results appear here when there is video." if self.camera_page.view.message
+                       else "Waiting for the first frame...")
             self.results.show_message(waiting, "Camera")
             return
         self._camera_after_stack = False

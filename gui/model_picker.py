@@ -1,11 +1,16 @@
-"""The model picker: catalogue variants (cached or not), recently used saved models, and "Open model folder..."."""
+"""The model picker: catalogue variants (cached or not, with size and timm's published ImageNet top-1),
+recently used saved models, and "Open model folder...". An entry that "needs download" says why in its
+tooltip, and the picker's context menu (right click) or ``download()`` fetches it through the normal load path."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QComboBox, QWidget
+
+from squeezelens.core.imagenet_results import SOURCE_URL, download_mb, imagenet_result
 
 OPEN_FOLDER = "\x00open-folder"
 
@@ -26,12 +31,36 @@ class ModelPicker(QComboBox):
         self._recent: list[str] = []
         self._current = ""
         self.activated.connect(self._on_activated)
+        self.download_action = QAction("Download weights", self)
+        self.download_action.setToolTip("Fetch the chosen model's weights from the Hugging Face Hub now")
+        self.download_action.triggered.connect(lambda: self.download(self.currentIndex()))
+        self.addAction(self.download_action)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.currentIndexChanged.connect(self._update_download_action)
         self._rebuild()
 
     @staticmethod
     def display_name(entry: object) -> str:
         name = entry.architecture if entry.is_default_tag else entry.name  # type: ignore[attr-defined]
-        return f"{name}  ({'cached' if entry.cached else 'needs download'})"  # type: ignore[attr-defined]
+        facts = imagenet_result(entry.name)  # type: ignore[attr-defined]
+        size = f"  {facts.params_m:.1f}M params, {facts.top1:.1f}% top-1" if facts else ""
+        return f"{name}{size}  ({'cached' if entry.cached else 'needs download'})"  # type: ignore[attr-defined]
+
+    @staticmethod
+    def tooltip(entry: object) -> str:
+        """The entry's facts with their source, and what "needs download" means."""
+        e: object = entry
+        lines = [e.name, f"licence: {e.license or '?'}"]  # type: ignore[attr-defined]
+        facts = imagenet_result(e.name)  # type: ignore[attr-defined]
+        if facts is not None:
+            lines += [f"size: {facts.params_m:.2f} million parameters",
+                      f"input size: {facts.img_size} x {facts.img_size} pixels (as evaluated)",
+                      f"ImageNet top-1: {facts.top1:.2f}% (timm's published results, {SOURCE_URL})"]
+        if not e.cached:  # type: ignore[attr-defined]
+            about = f", about {download_mb(facts):.0f} MB" if facts is not None else ""
+            lines.append(f"Needs download: the weights are fetched from the Hugging Face Hub the first time "
+                         f"this model is used{about}. Choose it, or right-click > Download weights.")
+        return "\n".join(lines)
 
     def set_catalogue(self, entries: list) -> None:
         self._catalogue = list(entries)
@@ -60,7 +89,7 @@ class ModelPicker(QComboBox):
         for e in self._catalogue:
             value = e.architecture if e.is_default_tag else e.name
             self.addItem(self.display_name(e), value)
-            self.setItemData(self.count() - 1, f"{e.name}\nlicence: {e.license or '?'}", 3)  # ToolTipRole
+            self.setItemData(self.count() - 1, self.tooltip(e), 3)  # ToolTipRole
             seen.add(value)
         if self._recent:
             if self.count():  # no separator as the first row
@@ -78,6 +107,26 @@ class ModelPicker(QComboBox):
         index = self.findData(self._current) if self._current else -1
         self.setCurrentIndex(max(index, 0))
         self.blockSignals(False)
+        self._update_download_action()
+
+    def needs_download(self, index: int) -> bool:
+        value = self.itemData(index)
+        return any((e.architecture if e.is_default_tag else e.name) == value and not e.cached
+                   for e in self._catalogue)
+
+    def _update_download_action(self, *_: object) -> None:
+        self.download_action.setEnabled(self.needs_download(self.currentIndex()))
+
+    def download(self, index: int) -> bool:
+        """Fetch entry ``index``'s weights by loading it (the normal load path downloads, with progress and
+        Cancel); False when it needs no download."""
+        if not self.needs_download(index):
+            return False
+        value = self.itemData(index)
+        self.setCurrentIndex(index)
+        self._current = value
+        self.modelChosen.emit(value)  # also for the model on show (its download failed before): load again
+        return True
 
     def _on_activated(self, index: int) -> None:
         value = self.itemData(index)

@@ -7,6 +7,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
+from .elided_label import ElidedLabel
 from .topk_bars import TopKBars
 from .unknown_view import VERDICT_STYLE, verdict_text
 
@@ -25,13 +26,11 @@ class ResultsPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.title = QLabel()
-        self.title.setWordWrap(True)
+        self.title = ElidedLabel()  # a long file name: elided in the middle, whole in its tooltip
         font = self.title.font()
         font.setPointSizeF(font.pointSizeF() * 1.25)
         font.setBold(True)
         self.title.setFont(font)
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.banner = QLabel()
         self.banner.setWordWrap(True)
         self.banner.setStyleSheet(BANNER_STYLE)

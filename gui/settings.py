@@ -172,6 +172,8 @@ class AppSettings:
     camera_mirror = _Flag("camera/mirror", True)
     camera_smoothing = _Int("camera/smoothing", 3, *SMOOTHING_RANGE)
     camera_classes = _TextList("camera/classes")
+    # class folders removed from the capture panel's list (their files stay on disk)
+    camera_removed_classes = _TextList("camera/removed_classes")
 
     # the Finetune window's form; 0 epochs: the mode's default; 0 input size: the model's own
     finetune_data_folders = _TextList("finetune/data_folders", MAX_RECENT_MODELS)  # newest first
