@@ -37,7 +37,7 @@ def build_export_action(window: MainWindow, menu: QMenu) -> QAction:
                            "Check it with: squeezelens export --check-only -o FILE --check IMAGES")
 
     def failed(error: Exception) -> None:
-        window.show_notice(f"Export failed: {error}")
+        window.show_notice(f"Export failed: {error}", error=True)
 
     def trigger() -> None:
         state = window.client.model

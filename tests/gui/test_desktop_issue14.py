@@ -4,7 +4,6 @@ window's Start, the batch window's keys and counts."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,11 +11,11 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 
 def _prediction(n: int) -> Any:
-    from squeezelens.core.predictions import TopClass
+    from squeezelens.core.predictions import Prediction, TopClass
 
     top = [TopClass(i, f"class number {i} with a longish name", 1.0 / (i + 2)) for i in range(n)]
-    return SimpleNamespace(ok=True, top=top, model="seresnext26d_32x4d", infer_ms=12.0, load_ms=3.0,
-                           untrained=True, error_reason=None, error=None)
+    return Prediction("a photo with a long file name.jpg", "seresnext26d_32x4d", top=top, untrained=True,
+                      load_ms=3.0, infer_ms=12.0)
 
 
 def _reachable(panel: Any, w: QWidget) -> bool:
