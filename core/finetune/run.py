@@ -75,10 +75,9 @@ def finetune(
     from ..engine import pick_device
     from ..model_loader import load_model
     from ..preprocess import data_config, fast_decode_min_side
+    from .distributed import detect
     from .head import train_head
     from .last_stage import train_last_stage
-
-    from .distributed import detect
 
     t_start = time.perf_counter()
     cfg = config
