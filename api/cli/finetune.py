@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -60,7 +61,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     f.add_argument("--json", metavar="FILE", help="also write the full report as JSON to FILE")
     f.add_argument("--from-version", type=int, metavar="N",
                    help="start from version N of MODEL_DIR (see `squeezelens versions MODEL_DIR`) instead of --model")
+    f.add_argument("--nproc", type=int, metavar="N",
+                   help="deep mode: train in N processes per machine with DistributedDataParallel (restarts itself "
+                        "through torchrun); --batch-size is per process, an update uses batch size x processes")
+    f.add_argument("--nnodes", type=int, metavar="M",
+                   help="with --nproc: machines in the job (start the same command on each)")
+    f.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                   help="with --nnodes: where the machines meet (one of their hosts and a free port)")
+    global _PARSER
+    _PARSER = f
     return f
+
+
+#: The finetune parser (:func:`add_parser`), to rebuild a command line for torchrun from parsed options.
+_PARSER: argparse.ArgumentParser | None = None
+#: Options of the launching command only; torchrun's processes run without them.
+LAUNCH_OPTIONS = ("nproc", "nnodes", "rdzv_endpoint")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,6 +108,29 @@ def run(args: argparse.Namespace) -> int:
         parent = Path(args.json).resolve().parent
         if not parent.is_dir() or Path(args.json).is_dir():
             raise OutputError(f"--json {args.json}: folder {parent} does not exist, or the name is a folder")
+    from squeezelens.core.finetune.distributed import detect
+
+    dist_env = detect()
+    if getattr(args, "nproc", None) is not None or getattr(args, "nnodes", None) is not None:
+        return _launch_torchrun(args, under_torchrun=dist_env is not None)
+    if dist_env is not None and args.mode == "deep":  # one of torchrun's processes
+        if not dist_env.is_main:  # rank 0 reports and writes; Ctrl+C (torchrun forwards it) stops at once
+            finetune(config)
+            return EXIT_OK
+        printer = ProgressPrinter(sys.stderr)
+        try:
+            result = finetune(config, on_event=printer)
+        except KeyboardInterrupt:
+            printer.end_line()
+            print(f"squeezelens: interrupted; {args.output} was not changed", file=sys.stderr)
+            return EXIT_CANCELLED
+        finally:
+            printer.end_line()
+        sys.stdout.write(format_summary(result))
+        sys.stdout.flush()
+        if args.json:
+            write_text_atomic(args.json, format_finetune_json(result))
+        return EXIT_OK
     cancel = threading.Event()
     printer = ProgressPrinter(sys.stderr)
     restore = _install_sigint(cancel, printer)
@@ -132,3 +171,71 @@ def _install_sigint(cancel: threading.Event, printer: ProgressPrinter) -> Callab
 
     signal.signal(signal.SIGINT, handler)
     return lambda: signal.signal(signal.SIGINT, previous)
+
+
+def torchrun_command(args: argparse.Namespace) -> list[str]:
+    """``python -m torch.distributed.run ... -m squeezelens finetune ...`` for ``args`` (without the launch options).
+
+    One machine (no ``--nnodes`` or 1, no endpoint): ``--standalone`` (torchrun picks a free local
+    port). Several: ``--nnodes M --rdzv-backend c10d --rdzv-endpoint HOST:PORT``, the same command on
+    every machine (torchrun's c10d rendezvous numbers them).
+
+    Raises:
+        UsageError: ``--nproc`` below 1 or missing, quick mode, or ``--nnodes`` above 1 without ``--rdzv-endpoint``.
+    """
+    from squeezelens.core.errors import UsageError
+
+    if args.nproc is None or args.nproc < 1:
+        raise UsageError("--nproc must be at least 1")
+    if args.mode != "deep":
+        raise UsageError("--nproc trains in several processes in deep mode only; add --mode deep")
+    nnodes = args.nnodes or 1
+    if nnodes < 1:
+        raise UsageError("--nnodes must be at least 1")
+    if nnodes > 1 and not args.rdzv_endpoint:
+        raise UsageError("--nnodes above 1 needs --rdzv-endpoint HOST:PORT (one of the machines and a free port)")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(args.nproc)]
+    if args.rdzv_endpoint:
+        cmd += ["--nnodes", str(nnodes), "--rdzv-backend", "c10d", "--rdzv-endpoint", args.rdzv_endpoint]
+    else:
+        cmd += ["--standalone"]
+    return [*cmd, "-m", "squeezelens", "finetune", *_finetune_argv(args)]
+
+
+def _finetune_argv(args: argparse.Namespace) -> list[str]:
+    """The finetune options in ``args`` as command-line words (launch options and --from-version left out:
+    ``args.model`` already names that version's folder), the data folder last after ``--``."""
+    assert _PARSER is not None, "add_parser() registers the parser first"
+    words: list[str] = []
+    positional: list[str] = []
+    for action in _PARSER._actions:
+        if action.dest in ("help", "from_version", *LAUNCH_OPTIONS):
+            continue
+        value = getattr(args, action.dest, None)
+        if not action.option_strings:
+            positional.append(str(value))
+        elif action.nargs == 0:  # a switch (store_true)
+            if value:
+                words.append(action.option_strings[0])
+        elif value is not None and value != action.default:
+            words += [action.option_strings[0], str(value)]
+    return [*words, "--", *positional]
+
+
+def _launch_torchrun(args: argparse.Namespace, under_torchrun: bool) -> int:
+    """Run this finetune again in torchrun's processes; its exit status (130 after Ctrl+C)."""
+    from squeezelens.core.errors import UsageError
+
+    if under_torchrun:
+        raise UsageError("--nproc/--nnodes start torchrun; under torchrun leave them out")
+    cmd = torchrun_command(args)
+    child = subprocess.Popen(cmd)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:  # the terminal sent Ctrl+C to torchrun too; it stops its processes
+        try:
+            child.wait(timeout=60)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            child.kill()
+        print(f"squeezelens: interrupted; {args.output} was not changed", file=sys.stderr)
+        return EXIT_CANCELLED

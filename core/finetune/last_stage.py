@@ -43,6 +43,7 @@ from .events import BatchEvent, EpochEvent, EpochStats, StageEvent
 from .training import TrainOutcome, class_weights, clone_state, create_optimizer_and_scheduler, is_better
 
 if TYPE_CHECKING:
+    from .distributed import DdpContext
     from .run import RunState
 
 #: Bumped when the checkpoint's contents change meaning (an older one is then not resumed).
@@ -129,7 +130,7 @@ def train_one_epoch(
     steps_per_epoch: int, optimizer: torch.optim.Optimizer, lr_scheduler: CosineLRScheduler,
     loss_fn: torch.nn.Module, loss_scaler: torch.amp.GradScaler, amp: AmpSettings, device: str,
     samples: Sequence[Sample], bad_files: dict[Path, str],
-    before_batch: Callable[[], None], after_batch: Callable[[int, float], None],
+    before_batch: Callable[[], None], after_batch: Callable[[int, float], None], frozen_bn: bool = False,
 ) -> tuple[float, float, int]:
     """One epoch over ``loader``: forward under autocast, scaled backward, step, per-update schedule.
 
@@ -139,6 +140,8 @@ def train_one_epoch(
         epoch: 1-based; the scheduler is stepped with the global update count.
         before_batch: called before each batch (raises to cancel).
         after_batch: called with the 1-based batch number and its loss after each update.
+        frozen_bn: keep the trainable modules' BatchNorm layers in eval mode (torchrun runs:
+            :func:`.distributed.freeze_batchnorm`).
 
     Returns:
         ``(mean training loss, training accuracy, images used)``; 0 images when none could be read.
@@ -146,6 +149,10 @@ def train_one_epoch(
     model.eval()
     for m in trainable.values():
         m.train()
+    if frozen_bn:
+        from .distributed import freeze_batchnorm
+
+        freeze_batchnorm(list(trainable.values()))
     tot_loss, correct, seen = 0.0, 0, 0
     for b, batch in enumerate(loader):
         before_batch()
@@ -360,13 +367,19 @@ def train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, dc
         FinetuneCancelled: the cancel event was set (``checkpoint``/``epochs_done`` say what to resume).
         DatasetError: an epoch found no readable training or validation image.
     """
+    from .distributed import DdpContext, detect
+
+    env = detect()  # started by torchrun: DistributedDataParallel (see .distributed)
+    ddp = DdpContext(env, device) if env is not None else None
     python_state = random.getstate()
     try:
         with torch.random.fork_rng(devices=[]):
             _seed(run.cfg.seed)
-            return _train_last_stage(run, model, name, scan, dcfg, decode_side, device)
+            return _train_last_stage(run, model, name, scan, dcfg, decode_side, device, ddp)
     finally:
         random.setstate(python_state)
+        if ddp is not None:
+            ddp.close()
 
 
 def _seed(seed: int) -> None:
@@ -377,10 +390,13 @@ def _seed(seed: int) -> None:
 
 
 def _train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, dcfg: dict[str, Any],
-                      decode_side: int, device: str) -> TrainOutcome:
+                      decode_side: int, device: str, ddp: DdpContext | None = None) -> TrainOutcome:
     cfg = run.cfg
     epochs, num_classes = cfg.resolved_epochs, scan.num_classes
     fingerprint = checkpoint_fingerprint(cfg, scan, backbone_digest(model), dcfg)
+    writes = ddp is None or ddp.is_main  # under torchrun only rank 0 reads and writes the checkpoint
+    if ddp is not None:  # resumable with another process count when the global batch is the same
+        fingerprint.update(batch_size=ddp.global_batch(cfg.batch_size), batchnorm="frozen")
     ckpt_path = checkpoint_path(cfg)
 
     trainable = _train_only_last_stage(model, num_classes)
@@ -388,6 +404,8 @@ def _train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, d
     model.to(device)
     generator = torch.Generator().manual_seed(cfg.seed)
     train_dl, val_dl = _create_loaders(cfg, scan, dcfg, decode_side, device, generator)
+    if ddp is not None:
+        train_dl, val_dl = ddp.loaders(train_dl, val_dl, cfg.seed)
     steps_per_epoch = len(train_dl)
     optimizer, scheduler = create_optimizer_and_scheduler(
         model, lr=cfg.resolved_lr, weight_decay=cfg.resolved_weight_decay, total_updates=epochs * steps_per_epoch,
@@ -400,17 +418,25 @@ def _train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, d
     parts = TrainingParts(trainable, optimizer, scheduler, scaler, generator)
 
     progress = Progress(0, [], None, 0, {k: clone_state(m) for k, m in trainable.items()}, ValOutput(0.0, 0.0))
-    if cfg.resume and ckpt_path.is_file():
+    resumed: dict[str, Any] | None = None
+    if not writes:
+        pass
+    elif cfg.resume and ckpt_path.is_file():
         state = load_checkpoint_or_warn(run, ckpt_path)
         if state is None:
             pass
         elif state.get("fingerprint") != fingerprint:
             run.warn("the checkpoint found is from a different dataset or settings; starting over")
         else:
-            progress = restore_checkpoint(state, parts)
-            run.emit(StageEvent("train", f"resuming after epoch {progress.epoch} of {epochs}"))
+            resumed = state
     elif cfg.resume:
         run.warn("no checkpoint to resume from; starting at epoch 1")
+    if ddp is not None:
+        resumed = ddp.broadcast(resumed)
+    if resumed is not None:
+        progress = restore_checkpoint(resumed, parts)
+        run.emit(StageEvent("train", f"resuming after epoch {progress.epoch} of {epochs}"))
+    train_model = ddp.wrap(model, device) if ddp is not None else model
 
     run.emit(StageEvent("train", f"training {last_stage_name} and a {num_classes}-class head "
                                  f"for {epochs} epoch(s) on {device}"))
@@ -419,10 +445,12 @@ def _train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, d
     done_steps = 0
     bad_files: dict[Path, str] = {}
     remaining_steps = (epochs - start_epoch + 1) * steps_per_epoch
-    checkpoint: Path | None = ckpt_path if start_epoch > 1 else None
+    checkpoint: Path | None = ckpt_path if start_epoch > 1 and writes else None
     for epoch in range(start_epoch, epochs + 1):
         te = time.perf_counter()
         _seed(cfg.seed + epoch)  # this epoch's augmentation
+        if ddp is not None:
+            ddp.start_epoch(epoch)
 
         def before_batch(epoch: int = epoch, checkpoint: Path | None = checkpoint) -> None:
             run.check_cancel(checkpoint, epoch - 1)
@@ -438,10 +466,13 @@ def _train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, d
             run.emit(BatchEvent("validate", epoch, epochs, batch, len(val_dl), None, time.perf_counter() - t0, None))
 
         train_loss, train_acc, seen = train_one_epoch(
-            epoch, model, trainable, train_dl, steps_per_epoch, optimizer, scheduler, loss_fn, scaler, amp,
-            device, scan.train, bad_files, before_batch, after_train_batch,
+            epoch, train_model, trainable, train_dl, steps_per_epoch, optimizer, scheduler, loss_fn, scaler, amp,
+            device, scan.train, bad_files, before_batch, after_train_batch, frozen_bn=ddp is not None,
         )
         val = validate(model, val_dl, amp, device, scan.val, bad_files, before_batch, after_val_batch)
+        if ddp is not None:  # every rank holds the whole epoch's numbers, so all pick the same best epoch
+            train_loss, train_acc, seen = ddp.train_totals(train_loss, train_acc, seen)
+            val = ddp.gather_val(val)
         if not val.labels or not seen:
             raise DatasetError("no readable training or validation images; nothing to learn from")
         stats = EpochStats(epoch, train_loss, train_acc, val.loss, val.acc,
@@ -451,11 +482,14 @@ def _train_last_stage(run: RunState, model: Any, name: str, scan: DatasetScan, d
         if is_better(val.acc, val.loss, progress.best_score):
             progress.best_score, progress.best_epoch, progress.best_val = (val.acc, val.loss), epoch, val
             progress.best_state = {k: clone_state(m) for k, m in trainable.items()}
-        checkpoint = save_checkpoint_or_warn(run, ckpt_path, checkpoint_state(fingerprint, name, parts, progress))
+        if writes:
+            checkpoint = save_checkpoint_or_warn(run, ckpt_path, checkpoint_state(fingerprint, name, parts, progress))
         elapsed = time.perf_counter() - t0
         run.emit(EpochEvent(stats, epochs, progress.best_epoch,
                             eta_seconds(elapsed, epoch - start_epoch + 1, epochs - start_epoch + 1)))
     run.timings["train"] = time.perf_counter() - t0
+    if ddp is not None:
+        bad_files = ddp.gather_bad_files(bad_files)
     for path, why in bad_files.items():
         run.skipped.append(SkippedFile(path, why))
     if bad_files:

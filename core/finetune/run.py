@@ -75,13 +75,16 @@ def finetune(
     from ..engine import pick_device
     from ..model_loader import load_model
     from ..preprocess import data_config, fast_decode_min_side
+    from .distributed import detect
     from .head import train_head
     from .last_stage import train_last_stage
 
     t_start = time.perf_counter()
     cfg = config
     cfg.validate()
-    run = RunState(cfg, on_event, cancel)
+    dist_env = detect() if cfg.mode == "deep" else None  # under torchrun: only rank 0 reports and writes
+    main_rank = dist_env is None or dist_env.is_main
+    run = RunState(cfg, on_event if main_rank else None, cancel)
     scan = _scan(run)
 
     run.emit(StageEvent("load", f"loading {cfg.model or 'the default model'}"))
@@ -116,6 +119,16 @@ def finetune(
     per_class = class_metrics(cm, scan.class_names)
     val_acc = accuracy(cm)
     run.check_cancel(outcome.checkpoint, len(outcome.history))
+    if not main_rank:  # the other torchrun ranks never touch the output folder
+        c, h, w = dcfg["input_size"]
+        return FinetuneResult(
+            output_dir=Path(cfg.output_dir), mode=cfg.mode, base_model=loaded.name,
+            architecture=loaded.architecture, class_names=list(scan.class_names), scan=scan,
+            history=outcome.history, best_epoch=outcome.best_epoch, stopped_early=outcome.stopped_early,
+            val_accuracy=val_acc, confusion=cm, per_class=per_class, val_predictions=preds,
+            skipped=run.skipped, warnings=run.warnings, untrained_base=loaded.untrained,
+            input_size=(int(c), int(h), int(w)), device=device, timings=run.timings,
+        )
 
     run.emit(StageEvent("save", f"saving to {cfg.output_dir}"))
     t0 = time.perf_counter()

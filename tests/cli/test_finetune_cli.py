@@ -183,3 +183,39 @@ def test_ctrl_c_cancels_and_keeps_the_previous_model(cli_model: tuple, tiny: Pat
     assert "Traceback" not in err and out == ""
     assert {str(p.relative_to(model_dir)): p.read_bytes() for p in model_dir.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in model_dir.parent.iterdir()) == sorted(["cache", "model", "report.json"])
+
+
+def test_nproc_restarts_through_torchrun_without_the_launch_options() -> None:
+    from squeezelens.cli import build_parser
+    from squeezelens.cli import finetune as finetune_cli
+
+    args = build_parser().parse_args(["finetune", "-my data", "-o", "out", "--mode", "deep", "--nproc", "2",
+                                      "--batch-size", "4", "--resume", "--epochs", "3"])
+    cmd = finetune_cli.torchrun_command(args)
+    assert cmd[1:6] == ["-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone"]
+    tail = cmd[cmd.index("finetune") + 1:]
+    assert "--nproc" not in tail and "--nnodes" not in tail
+    assert tail[-2:] == ["--", "-my data"]  # a data folder named like an option stays the data folder
+    again = build_parser().parse_args(["finetune", *tail])
+    assert (again.data_dir, again.batch_size, again.resume, again.epochs, again.nproc) == ("-my data", 4, True, 3, None)
+
+    nodes = build_parser().parse_args(["finetune", "d", "-o", "out", "--mode", "deep", "--nproc", "8",
+                                       "--nnodes", "4", "--rdzv-endpoint", "node1:29500"])
+    cmd = finetune_cli.torchrun_command(nodes)
+    assert cmd[3:13] == ["--nproc-per-node", "8", "--nnodes", "4", "--rdzv-backend", "c10d",
+                         "--rdzv-endpoint", "node1:29500", "-m", "squeezelens"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--nproc", "0", "--mode", "deep"], "--nproc must be at least 1"),
+    (["--nproc", "2"], "deep mode only"),
+    (["--nproc", "2", "--mode", "deep", "--nnodes", "2"], "--rdzv-endpoint"),
+])
+def test_nproc_refuses_what_torchrun_cannot_run(extra: list[str], message: str) -> None:
+    from squeezelens.cli import build_parser
+    from squeezelens.cli import finetune as finetune_cli
+    from squeezelens.core.errors import UsageError
+
+    args = build_parser().parse_args(["finetune", "d", "-o", "out", *extra])
+    with pytest.raises(UsageError, match=message):
+        finetune_cli.torchrun_command(args)
