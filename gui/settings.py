@@ -9,7 +9,6 @@ write goes straight to QSettings, so a crash loses nothing.
 from __future__ import annotations
 
 import hashlib
-
 from collections.abc import Sequence
 from typing import Generic, TypeVar, overload
 
