@@ -381,7 +381,8 @@ def _save_lock(parent: Path) -> Iterator[bool]:
     if key in held:
         yield held[key]
         return
-    with _THREAD_LOCK, _folder_lock(parent) as locked:
+    # _THREAD_LOCK once per thread: a holder may save into a subfolder (versions/vN), whose parent differs
+    with contextlib.nullcontext() if held else _THREAD_LOCK, _folder_lock(parent) as locked:
         held[key] = locked
         try:
             yield locked

@@ -1,8 +1,8 @@
 """The "unknown" verdict: calibration at save time, config.json round trip, engine, reports.
 
-The done-means test finetunes quick mode on 3 kinds of generated textures/shapes (a random-init
-timm test_resnet folder at 64 px: the verdict, not the SE-ResNeXt, is under test, and its forward
-is far cheaper) and shows images of a fourth kind, never seen in training, to the saved model.
+The done-means test finetunes quick mode on 3 kinds of generated textures/shapes (random-init
+seresnext26d_32x4d at 64 px, as tests/core/test_finetune.py does) and shows images of a fourth
+kind, never seen in training, to the saved model.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from squeezelens.core.unknown import (
     threshold_keeping,
 )
 
+ARCH = "seresnext26d_32x4d"
 KNOWN = ("green_stripes", "blue_squares", "red_circles")
 UNSEEN = "checkerboard"
 
@@ -106,13 +107,13 @@ def test_imagenet_style_model_has_no_verdict_unless_set(tiny_dir: Path, tmp_path
 
 
 @pytest.mark.slow
-def test_unseen_kind_is_flagged_unknown(shapes_module: ModuleType, tiny_backbone: Path,
+def test_unseen_kind_is_flagged_unknown(shapes_module: ModuleType, confident_weights: Path,
                                         tmp_path: Path) -> None:
     data = shapes_module.make_dataset(tmp_path / "data", per_class=40, size=64, seed=0, classes=KNOWN)
     held = shapes_module.make_dataset(tmp_path / "held", per_class=30, size=64, seed=100,
                                       classes=(*KNOWN, UNSEEN))
     out = tmp_path / "model"
-    result = finetune(FinetuneConfig(data, out, model=str(tiny_backbone), input_size=64,
+    result = finetune(FinetuneConfig(data, out, model=ARCH, weights=confident_weights, input_size=64,
                                      device="cpu", feature_cache_dir=tmp_path / "features", allow_download=False))
     assert result.val_accuracy >= 0.9
 
