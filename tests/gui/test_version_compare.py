@@ -54,6 +54,7 @@ def test_side_by_side_and_go_back(qtbot: Any, two_versions: Path) -> None:
     assert panel.table.item(1, 0).text() == "v1  (current)"  # the list was refreshed
     assert "v1 is current again" in panel.message.text()
 
+    qtbot.waitUntil(panel.current_button.isEnabled, timeout=10_000)  # the task's on_finished re-enables it
     panel.table.selectRow(0)  # v2 again, from the list
     with qtbot.waitSignal(panel.rolledBack, timeout=10_000):
         panel.current_button.click()
