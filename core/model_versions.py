@@ -209,7 +209,18 @@ def rollback(model_dir: str | os.PathLike[str], number: int) -> ModelVersion:
         UsageError: no such version.
         OutputError: its files are missing or the root cannot be written.
     """
-    root = Path(model_dir)
+    from .saved_model import save_lock
+
+    with save_lock(model_dir):
+        return _rollback_locked(Path(model_dir), number)
+
+
+def make_current(model_dir: str | os.PathLike[str], number: int) -> ModelVersion:
+    """Make version ``number`` current (a staged version after the user chose it): :func:`rollback`."""
+    return rollback(model_dir, number)
+
+
+def _rollback_locked(root: Path, number: int) -> ModelVersion:
     index = read_index(root)
     entry = index.get(number)
     if has_model(root):
@@ -234,6 +245,43 @@ def rollback(model_dir: str | os.PathLike[str], number: int) -> ModelVersion:
     index.current = number
     _write_index(root, index)
     return entry
+
+
+def save_version(model: Any, model_dir: str | os.PathLike[str], label_names: list[str] | None = None,
+                 extra_config: dict[str, Any] | None = None, *, parent: int | None = None,
+                 data_dir: str | os.PathLike[str] | None = None, stage_only: bool = False) -> tuple[int | None, int]:
+    """Save ``model`` as the next version of ``model_dir``, all under the folder's save lock.
+
+    The model at the root (if any) is recorded first. Without ``stage_only`` the new model is saved to
+    the root (:func:`squeezelens.core.saved_model.save_model`) and recorded as the current version. With
+    ``stage_only`` and a model already at the root, the new model goes to ``versions/vN`` only and the
+    root stays as it was (the index's ``current`` unchanged) until :func:`make_current` is called; with
+    no model at the root there is nothing to keep, so it becomes current as without ``stage_only``.
+
+    Returns:
+        ``(previous, new)``: the version the root held before (None if none) and the new version's number.
+
+    Raises:
+        OutputError, UsageError, WeightsError: as :func:`squeezelens.core.saved_model.save_model`.
+    """
+    from .saved_model import save_lock, save_model
+
+    root = Path(model_dir)
+    with save_lock(root):
+        previous = prepare_for_save(root)
+        if not stage_only or previous is None:
+            save_model(model, root, label_names, extra_config, data_dir=data_dir)
+            return previous, record_current(root, parent=parent).number
+        index = read_index(root)
+        number = max((v.number for v in index.versions), default=0) + 1
+        dest = version_dir(root, number)
+        if dest.exists():  # a leftover of a staged save cut off before its index entry was written
+            shutil.rmtree(dest)
+        save_model(model, dest, label_names, extra_config, data_dir=data_dir)
+        entry = _entry_from_config(number, dest, parent, _sha256(dest / WEIGHTS_FILE))
+        index.versions.append(entry)
+        _write_index(root, index)
+        return previous, number
 
 
 def format_versions(index: VersionIndex) -> str:

@@ -103,7 +103,7 @@ def save_model(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot create the folder: {e.strerror or e}", str(out.parent)) from e
-    with _THREAD_LOCK, _folder_lock(out.parent) as locked:
+    with _save_lock(out.parent) as locked:
         _fault("locked")
         recover(out, locked=locked)
         _fault("recovered")
@@ -368,6 +368,45 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+_HELD = threading.local()  # the parents whose save lock this thread holds (so a holder may call save_model)
+
+
+@contextlib.contextmanager
+def _save_lock(parent: Path) -> Iterator[bool]:
+    """:data:`_THREAD_LOCK` + :func:`_folder_lock` on ``parent``, re-entrant within one thread."""
+    held: dict[str, bool] = _HELD.__dict__.setdefault("parents", {})
+    key = str(parent.resolve())
+    if key in held:
+        yield held[key]
+        return
+    # _THREAD_LOCK once per thread: a holder may save into a subfolder (versions/vN), whose parent differs
+    with contextlib.nullcontext() if held else _THREAD_LOCK, _folder_lock(parent) as locked:
+        held[key] = locked
+        try:
+            yield locked
+        finally:
+            del held[key]
+
+
+@contextlib.contextmanager
+def save_lock(out_dir: str | os.PathLike) -> Iterator[None]:
+    """Hold the lock :func:`save_model` takes for ``out_dir``, so several steps (save, then record the
+    version; make a version current) happen as one: another save into the folder waits. Re-entrant in
+    one thread (``save_model`` may be called inside it); interrupted saves are recovered first.
+
+    Raises:
+        OutputError: the folder's parent cannot be created or opened.
+    """
+    out = _real_target(Path(out_dir))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the folder: {e.strerror or e}", str(out.parent)) from e
+    with _save_lock(out.parent) as locked:
+        recover(out, locked=locked)
+        yield
 
 
 @contextlib.contextmanager

@@ -37,7 +37,9 @@ def train(config: FinetuneConfig, context: TaskContext) -> FinetuneResult:
             return
         context.progress(event)
 
-    return core_finetune.finetune(config, forward, context.cancel)  # imports torch: in the task's thread
+    # stage_only: a model already in the folder stays current until the user picks old or new (issue 16)
+    # imports torch: in the task's thread
+    return core_finetune.finetune(config, forward, context.cancel, stage_only=True)
 
 
 class FinetuneRun(QObject):

@@ -320,7 +320,7 @@ class FinetuneWindow(QWidget):
         self.progress.setFormat("done")
         self.eta_label.setText(f"took {format_seconds(r.timings.get('total', 0.0))}")
         self.results.show_result(r)
-        self.versions.show_folder(r.output_dir, r.previous_version, r.version)
+        self.versions.show_folder(r.output_dir, r.previous_version, r.version, staged=r.staged)
         if self._cancelling:  # the cancel came while the model was being saved: it was saved all the same
             self._show_status(f"The run finished before the cancel took effect: the model was saved to "
                               f"{r.output_dir} (validation accuracy {r.val_accuracy:.1%}).")

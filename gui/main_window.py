@@ -332,6 +332,7 @@ class MainWindow(ModelControls, QMainWindow):
     def _on_unknown_setting(self, setting: Any) -> None:
         """The threshold slider moved: the worker's model takes it, the image on show is answered again."""
         self.client.set_unknown_threshold(setting)
+        self.settings.set_unknown_threshold_for(self._model_name or DEFAULT_MODEL, setting)  # kept per model
         self._reclassify_current()
 
     def _reclassify_current(self) -> None:

@@ -133,6 +133,10 @@ class ModelControls(_Base):
         self.results.set_untrained(short_name(state.name) if state.untrained else None)
         if hasattr(self, "unknown_control"):
             self.unknown_control.set_model(state.unknown_calibrated, state.unknown_threshold)
+            saved = self.settings.unknown_threshold_for(self._model_name or DEFAULT_MODEL)
+            if saved is not None and saved != state.unknown_threshold:  # the user's last setting for this model
+                self.unknown_control.set_model(state.unknown_calibrated, None if saved == "off" else float(saved))
+                self.client.set_unknown_threshold(saved)
         if state.notice:
             self.show_notice(state.notice)
         if (self.current is not None and self.current.prediction is None and not self._pending

@@ -53,6 +53,7 @@ class ReviewWindow(QWidget):
         self.current_paths: list[Path] = []  # where each row's file is now
         self.undo_stack: list[tuple[int, str, Path, Path]] = []  # (row, action, from, to)
         self._task: Task | None = None
+        self._thumb_task: Task | None = None  # decoding the queue's thumbnails
 
         self.folder_edit = QLineEdit(data_dir)
         self.folder_edit.setPlaceholderText("Dataset folder (one subfolder per class)")
@@ -175,12 +176,7 @@ class ReviewWindow(QWidget):
         self.class_box.addItems(result.class_names)
         self.table.setRowCount(len(self.rows))
         for r, s in enumerate(self.rows):
-            thumb = QImage(str(s.path))
-            icon_item = QTableWidgetItem()
-            if not thumb.isNull():
-                icon_item.setIcon(QIcon(QPixmap.fromImage(thumb.scaled(
-                    THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))))
-            self.table.setItem(r, 0, icon_item)
+            self.table.setItem(r, 0, QTableWidgetItem())  # the thumbnail arrives from _load_thumbnails
             cells = (s.path.name, s.given_label, f"{s.suggested_label} ({s.p_suggested:.0%})", f"{s.score:.2f}", "")
             for c, text in enumerate(cells, 1):
                 item = QTableWidgetItem(text)
@@ -192,6 +188,37 @@ class ReviewWindow(QWidget):
         self._enable_actions(bool(self.rows))
         if self.rows:
             self.table.selectRow(0)
+        self._load_thumbnails([s.path for s in self.rows])
+
+    def _load_thumbnails(self, paths: list[Path]) -> None:
+        """Decode and scale the rows' images in a background task (QImage is thread-safe; QPixmap is made
+        here, in the GUI thread, as each one arrives), so a long queue of big photos never freezes the window."""
+        if self._thumb_task is not None:
+            self._thumb_task.cancel()
+        rows = list(self.rows)
+
+        def work(context: TaskContext) -> None:
+            for r, path in enumerate(paths):
+                if context.cancelled:
+                    return
+                image = QImage(str(path))
+                if not image.isNull():
+                    context.progress((r, image.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
+                                                      Qt.TransformationMode.SmoothTransformation)))
+
+        def shown(value: tuple[int, QImage]) -> None:
+            r, image = value
+            if self.rows is rows or self.rows == rows:  # still the same queue
+                item = self.table.item(r, 0)
+                if item is not None:
+                    item.setIcon(QIcon(QPixmap.fromImage(image)))
+
+        def finished() -> None:
+            if self._thumb_task is task:
+                self._thumb_task = None
+
+        task = start_task(work, name="review-thumbnails", on_progress=shown, on_finished=finished)
+        self._thumb_task = task
 
     # -- actions ----------------------------------------------------------------------------------------
     def _enable_actions(self, on: bool) -> None:
@@ -280,13 +307,19 @@ class ReviewWindow(QWidget):
         return super().eventFilter(obj, event)
 
     def wait(self, msecs: int) -> bool:
-        """Cancel a ranking going on and wait for it; True when none is left running."""
-        if self._task is None:
-            return True
-        self._task.cancel()
-        return self._task.wait(msecs)
+        """Cancel a ranking (and thumbnails) going on and wait for them; True when none is left running."""
+        thumbs = self._thumb_task
+        if thumbs is not None:
+            thumbs.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            if not self._task.wait(msecs):
+                return False
+        return thumbs is None or thumbs.wait(msecs)
 
     def closeEvent(self, event: Any) -> None:
+        if self._thumb_task is not None:
+            self._thumb_task.cancel()
         if self._task is not None:
             self._task.cancel()
         super().closeEvent(event)

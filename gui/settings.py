@@ -8,6 +8,7 @@ write goes straight to QSettings, so a crash loses nothing.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Generic, TypeVar, overload
 
@@ -202,8 +203,33 @@ class AppSettings:
     def add_finetune_data_folder(self, folder: str) -> None:
         self.finetune_data_folders = _push(folder, self.finetune_data_folders)
 
+    # the unknown-threshold slider (issue 16), kept PER MODEL (a threshold is calibrated for one model):
+    # "off" or a value in 0..1 under a key derived from the model name/folder; absent = the model's own
+    def unknown_threshold_for(self, model: str) -> float | str | None:
+        """The slider setting saved for ``model`` (catalogue name or folder): ``"off"``, 0..1, or None."""
+        raw = self._s.value(_unknown_key(model))
+        if raw == "off":
+            return "off"
+        try:
+            value = float(str(raw))
+        except ValueError:
+            return None
+        return value if 0.0 <= value <= 1.0 else None
+
+    def set_unknown_threshold_for(self, model: str, setting: float | str | None) -> None:
+        """Save ``setting`` for ``model``; None (the Reset button) forgets it."""
+        if setting is None:
+            self._s.remove(_unknown_key(model))
+        else:
+            self._s.setValue(_unknown_key(model), setting if setting == "off" else str(float(setting)))
+
     def sync(self) -> None:
         self._s.sync()
+
+
+def _unknown_key(model: str) -> str:
+    # a folder path has slashes (QSettings groups): key on a hash of it instead
+    return "unknown_threshold/" + hashlib.sha1(model.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def _push(item: str, recent: list[str]) -> list[str]:

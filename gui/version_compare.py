@@ -37,7 +37,7 @@ def _pct(v: float | None) -> str:
     return "?" if v is None else f"{v:.1%}"
 
 
-def comparison_html(previous: ModelVersion | None, new: ModelVersion) -> str:
+def comparison_html(previous: ModelVersion | None, new: ModelVersion, staged: bool = False) -> str:
     """Two columns, previous and new: version, validation accuracy (the better one in green), its change."""
     if previous is None:
         return f"<b>v{new.number}</b>: validation accuracy <b>{_pct(new.val_accuracy)}</b> (the first version)"
@@ -47,15 +47,22 @@ def comparison_html(previous: ModelVersion | None, new: ModelVersion) -> str:
         d = (new.val_accuracy - previous.val_accuracy) * 100
         colour = BETTER if d >= 0 else WORSE
         delta = f" ({d:+.1f} points)"
+    old_name, new_state = ("Current", "not yet current") if staged else ("Previous", "current")
     return (
         "<table cellspacing='12'><tr>"
-        f"<td align='center'>Previous (v{previous.number})<br><span style='font-size:18pt'>"
+        f"<td align='center'>{old_name} (v{previous.number})<br><span style='font-size:18pt'>"
         f"{_pct(previous.val_accuracy)}</span></td>"
         "<td align='center' style='font-size:18pt'>&rarr;</td>"
-        f"<td align='center'>New (v{new.number}, current)<br><span style='font-size:18pt; color:{colour}'>"
+        f"<td align='center'>New (v{new.number}, {new_state})<br><span style='font-size:18pt; color:{colour}'>"
         f"<b>{_pct(new.val_accuracy)}</b></span>{html.escape(delta)}</td>"
         "</tr></table>"
     )
+
+
+def keep_question(previous: ModelVersion, new: ModelVersion) -> str:
+    """The staged run's question: ``Keep new (v2, 93.8%) or keep current (v1, 87.5%)?``."""
+    return (f"Keep new (v{new.number}, {_pct(new.val_accuracy)}) or keep current "
+            f"(v{previous.number}, {_pct(previous.val_accuracy)})?")
 
 
 def replace_question(folder: str | Path) -> str:
@@ -113,10 +120,16 @@ class VersionPanel(QGroupBox):
         layout.addWidget(self.table)
         layout.addWidget(self.message)
         self._previous: int | None = None
+        self._staged: int | None = None  # a new version waiting for "Keep new" (not current yet)
         self.hide()
 
-    def show_folder(self, folder: str | Path, previous: int | None = None, new: int | None = None) -> None:
-        """Show the versions of ``folder``; with ``previous`` and ``new`` the two are compared side by side."""
+    def show_folder(self, folder: str | Path, previous: int | None = None, new: int | None = None,
+                    staged: bool = False) -> None:
+        """Show the versions of ``folder``; with ``previous`` and ``new`` the two are compared side by side.
+
+        ``staged``: ``new`` is not current yet (a finetune with ``stage_only``); the panel asks which
+        to keep and only "Keep new" makes it current.
+        """
         self.folder = Path(folder)
         try:
             self.index = read_index(self.folder)
@@ -125,12 +138,20 @@ class VersionPanel(QGroupBox):
             self.message.setText(str(e))
         self._previous = previous
         new_v = self._find(new)
-        self.compare.setText(comparison_html(self._find(previous), new_v) if new_v is not None else "")
+        prev_v = self._find(previous)
+        self._staged = new if staged and new_v is not None and prev_v is not None else None
+        self.compare.setText(comparison_html(prev_v, new_v, self._staged is not None) if new_v is not None else "")
         self.compare.setVisible(new_v is not None)
         for b in (self.keep_button, self.back_button):
             b.setVisible(previous is not None and new_v is not None)
-        if previous is not None:
-            self.back_button.setText(f"Go back to v{previous}")
+        if self._staged is not None and prev_v is not None and new_v is not None:
+            self.message.setText(keep_question(prev_v, new_v))
+            self.keep_button.setText(f"Keep new (v{new_v.number}, {_pct(new_v.val_accuracy)})")
+            self.back_button.setText(f"Keep current (v{prev_v.number}, {_pct(prev_v.val_accuracy)})")
+        else:
+            self.keep_button.setText("Keep the new version")
+            if previous is not None:
+                self.back_button.setText(f"Go back to v{previous}")
         self._fill_table()
         self.setVisible(bool(self.index.versions))
 
@@ -152,11 +173,20 @@ class VersionPanel(QGroupBox):
         self.table.resizeColumnsToContents()
 
     def _keep(self) -> None:
+        if self._staged is not None:  # only now does the new version become current
+            self.rollback_to(self._staged)
+            return
         self.keep_button.hide()
         self.back_button.hide()
         self.message.setText("Keeping the new version. The previous one stays in the list.")
 
     def _back(self) -> None:
+        if self._staged is not None:  # keep current: nothing changes on disk; the new one stays in the list
+            number, self._staged = self._staged, None
+            self.keep_button.hide()
+            self.back_button.hide()
+            self.message.setText(f"v{self._previous} stays current; v{number} is kept in the list.")
+            return
         if self._previous is not None:
             self.rollback_to(self._previous)
 
@@ -178,7 +208,9 @@ class VersionPanel(QGroupBox):
             return rollback(folder, number).number
 
         def done(n: int) -> None:
-            self.message.setText(f"v{n} is current again; the other versions are kept.")
+            staged, self._staged = self._staged, None
+            self.message.setText(f"v{n} is current now; the other versions are kept." if staged == n
+                                 else f"v{n} is current again; the other versions are kept.")
             self.show_folder(folder)
             self.rolledBack.emit(str(folder), n)
 

@@ -62,6 +62,20 @@ def confident_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init timm ``test_resnet`` saved as a model folder (seed 0): a base model for finetune and
+    review tests where the SE-ResNeXt itself is not the point (its forward is ~50x cheaper)."""
+    import timm
+    import torch
+
+    from squeezelens.core.saved_model import save_model
+
+    torch.manual_seed(0)
+    net = timm.create_model("test_resnet", num_classes=4)
+    return save_model(net, tmp_path_factory.mktemp("backbone") / "test_resnet", ["a", "b", "c", "d"])
+
+
+@pytest.fixture(scope="session")
 def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Real photos from skimage.data, saved as JPEG and PNG."""
     from skimage import data

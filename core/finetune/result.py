@@ -69,6 +69,8 @@ class FinetuneResult:
     version: int | None = None
     previous_version: int | None = None
     previous_val_accuracy: float | None = None
+    #: True: ``version`` waits in ``versions/`` and ``previous_version`` is still current (``stage_only``).
+    staged: bool = False
 
     @property
     def misclassified(self) -> list[ValPrediction]:
@@ -99,5 +101,5 @@ class FinetuneResult:
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.skipped],
             "warnings": self.warnings, "cache_hits": self.cache_hits, "cache_misses": self.cache_misses,
             "timings": self.timings, "version": self.version, "previous_version": self.previous_version,
-            "previous_val_accuracy": self.previous_val_accuracy,
+            "previous_val_accuracy": self.previous_val_accuracy, "staged": self.staged,
         }

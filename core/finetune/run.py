@@ -59,11 +59,15 @@ def finetune(
     config: FinetuneConfig,
     on_event: EventFn | None = None,
     cancel: threading.Event | None = None,
+    *,
+    stage_only: bool = False,
 ) -> FinetuneResult:
     """Train a classifier for the classes in ``config.data_dir`` and save it to ``config.output_dir``.
 
     Runs in the calling thread (a GUI runs it in a worker thread); ``on_event`` is called in that
     thread. Setting ``cancel`` stops the run at the next batch with :class:`FinetuneCancelled`.
+    With ``stage_only`` a model already in the output folder stays current: the new one is saved to
+    ``versions/vN`` (``result.staged``) until :func:`squeezelens.core.model_versions.make_current`.
 
     Raises:
         UsageError: a setting is out of range (:meth:`FinetuneConfig.validate`), or the device is absent.
@@ -133,7 +137,6 @@ def finetune(
     run.emit(StageEvent("save", f"saving to {cfg.output_dir}"))
     t0 = time.perf_counter()
     from .. import model_versions
-    from ..saved_model import save_model
 
     model.eval().cpu()
     extra = {"squeezelens_finetune": {
@@ -142,11 +145,13 @@ def finetune(
         "val_accuracy": val_acc, "train_images": len(scan.train), "val_images": len(scan.val),
     }}
     extra.update(unknown_config(preds, run))
-    previous = model_versions.prepare_for_save(cfg.output_dir)  # an unrecorded model there is kept first
+    # one step under the folder's save lock: the model there is kept as a version first; with
+    # stage_only the new one waits in versions/ until the user picks it (model_versions.make_current)
+    previous, version = model_versions.save_version(
+        model, cfg.output_dir, scan.class_names, extra, parent=_parent_version(cfg), data_dir=cfg.data_dir,
+        stage_only=stage_only)
     previous_acc = (model_versions.read_index(cfg.output_dir).get(previous).val_accuracy
                     if previous is not None else None)
-    save_model(model, cfg.output_dir, scan.class_names, extra_config=extra, data_dir=cfg.data_dir)
-    version = model_versions.record_current(cfg.output_dir, parent=_parent_version(cfg)).number
     if outcome.checkpoint is not None:
         shutil.rmtree(outcome.checkpoint.parent, ignore_errors=True)
     run.timings["save"] = time.perf_counter() - t0
@@ -162,6 +167,7 @@ def finetune(
         input_size=(int(c), int(h), int(w)), device=device,
         cache_hits=outcome.cache_hits, cache_misses=outcome.cache_misses, timings=run.timings,
         version=version, previous_version=previous, previous_val_accuracy=previous_acc,
+        staged=stage_only and previous is not None,
     )
 
 

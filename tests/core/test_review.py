@@ -23,8 +23,6 @@ from squeezelens.core.review import (
     stratified_folds,
 )
 
-ARCH = "seresnext26d_32x4d"
-
 
 def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix == ".png")
@@ -67,7 +65,7 @@ def test_moves_never_overwrite_and_trash_is_restorable(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_flipped_labels_are_found_and_moves_reach_the_next_retrain(
-        shapes_module: ModuleType, confident_weights: Path, tmp_path: Path, capsys: Any) -> None:
+        shapes_module: ModuleType, tiny_backbone: Path, tmp_path: Path, capsys: Any) -> None:
     data = shapes_module.make_dataset(tmp_path / "data", per_class=40, size=64, seed=7)
     classes = sorted(p.name for p in data.iterdir())
     rng = np.random.default_rng(0)
@@ -81,7 +79,7 @@ def test_flipped_labels_are_found_and_moves_reach_the_next_retrain(
     all_before = {p.name for p in _files(data)}
 
     cache = tmp_path / "features"
-    result = review_dataset(data, ARCH, confident_weights, device="cpu", input_size=64, feature_cache_dir=cache,
+    result = review_dataset(data, str(tiny_backbone), device="cpu", input_size=64, feature_cache_dir=cache,
                             allow_download=False)
     top = {s.path for s in result.suspects[: 2 * n_flip]}
     found = sum(p in top for p in flipped)
@@ -90,7 +88,7 @@ def test_flipped_labels_are_found_and_moves_reach_the_next_retrain(
     assert sum(suggested[p] == true for p, true in flipped.items()) >= 0.8 * n_flip  # the right class, mostly
 
     # the CLI prints the same ranking (features now all from the cache)
-    assert cli.main(["review", str(data), "--model", ARCH, "--weights", str(confident_weights), "--input-size",
+    assert cli.main(["review", str(data), "--model", str(tiny_backbone), "--input-size",
                      "64", "--device", "cpu", "--offline", "--json", "--top", "5"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed["images"] == 160 and len(listed["suspects"]) == 5
@@ -99,7 +97,7 @@ def test_flipped_labels_are_found_and_moves_reach_the_next_retrain(
     (fix, true_class), (junk, _) = list(flipped.items())[:2]
     fixed = move_to_class(fix, true_class)
     trashed = move_to_trash(junk, data)
-    retrain = finetune(FinetuneConfig(data, tmp_path / "model", model=ARCH, weights=confident_weights,
+    retrain = finetune(FinetuneConfig(data, tmp_path / "model", model=str(tiny_backbone),
                                       input_size=64, device="cpu", feature_cache_dir=cache, allow_download=False,
                                       epochs=3))
     samples = {s.path: retrain.class_names[s.label] for s in retrain.scan.train + retrain.scan.val}

@@ -47,7 +47,8 @@ def test_queue_actions_move_files_and_undo(qtbot: Any, tmp_path: Path) -> None:
     assert w.table.rowCount() == 3  # at least 20 or all flagged: here all 3
     assert [w.table.item(r, 2).text() for r in range(3)] == ["cat", "dog", "cat"]
     assert w.table.item(0, 3).text() == "dog (90%)" and w.table.item(0, 4).text() == "0.90"
-    assert not w.table.item(0, 0).icon().isNull()  # the thumbnail
+    qtbot.waitUntil(lambda: all(not w.table.item(r, 0).icon().isNull() for r in range(3)),
+                    timeout=10_000)  # the thumbnails, decoded in a background task
 
     qtbot.keyClick(w.table, Qt.Key.Key_M)  # row 0 -> suggested class, never overwriting dog/cat0.png
     assert (data / "dog" / "cat0 (2).png").is_file() and not (data / "cat" / "cat0.png").exists()

@@ -61,11 +61,36 @@ def test_verdict_and_slider(qtbot: Any, make_window: Any, calibrated: Any, photo
     qtbot.waitUntil(lambda: window.current.prediction is not None and window.current.prediction.unknown is False,
                     timeout=WAIT_MS)
     assert calibrated.unknown_threshold == 0.0
+    name = window._model_name or "seresnext26d_32x4d"
+    assert window.settings.unknown_threshold_for(name) == 0.0  # kept per model, for the next start
 
     control.reset_button.click()  # the model's own value again
     qtbot.waitUntil(lambda: window.current.prediction is not None and window.current.prediction.unknown is True,
                     timeout=WAIT_MS)
     assert control.slider.value() == 100
+    assert window.settings.unknown_threshold_for(name) is None  # reset forgets the saved value
+
+
+def test_slider_setting_is_kept_per_model(qtbot: Any, make_window: Any, calibrated: Any) -> None:
+    from squeezelens.gui.settings import AppSettings
+
+    settings = AppSettings()
+    settings.set_unknown_threshold_for("/models/birds", 0.3)
+    settings.set_unknown_threshold_for("seresnext26d_32x4d", "off")
+    again = AppSettings()  # a new start reads them back
+    assert again.unknown_threshold_for("/models/birds") == 0.3
+    assert again.unknown_threshold_for("seresnext26d_32x4d") == "off"
+    assert again.unknown_threshold_for("/models/other") is None
+    again.set_unknown_threshold_for("/models/birds", None)
+    assert AppSettings().unknown_threshold_for("/models/birds") is None
+
+    # a window whose model has a saved setting applies it when the model is ready
+    window = make_window(loader=fixed_loader(calibrated))
+    name = window._model_name or "seresnext26d_32x4d"
+    window.settings.set_unknown_threshold_for(name, 0.25)
+    window.load_model(window._model_name or None)
+    qtbot.waitUntil(lambda: window.unknown_control.slider.value() == 25, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: calibrated.unknown_threshold == 0.25, timeout=WAIT_MS)
 
 
 def test_imagenet_model_has_the_verdict_off(qtbot: Any, make_window: Any) -> None:

@@ -54,6 +54,7 @@ def test_side_by_side_and_go_back(qtbot: Any, two_versions: Path) -> None:
     assert panel.table.item(1, 0).text() == "v1  (current)"  # the list was refreshed
     assert "v1 is current again" in panel.message.text()
 
+    qtbot.waitUntil(panel.current_button.isEnabled, timeout=10_000)  # the task's on_finished re-enables it
     panel.table.selectRow(0)  # v2 again, from the list
     with qtbot.waitSignal(panel.rolledBack, timeout=10_000):
         panel.current_button.click()
@@ -87,3 +88,32 @@ def test_the_finetune_window_shows_the_panel_after_a_run(qtbot: Any, two_version
     w.versions.show_folder(Result(two_versions, 1, 2).output_dir, 1, 2)
     assert w.versions.isVisible() and "95.0%" in w.versions.compare.text()
     assert w.shutdown(5000)
+
+
+def test_staged_version_becomes_current_only_when_kept(qtbot: Any, tmp_path: Path) -> None:
+    import timm
+
+    from squeezelens.core.model_versions import save_version
+    from squeezelens.gui.version_compare import VersionPanel
+
+    folder = tmp_path / "model"
+    assert _save_version(folder, 1, 0.875) == 1
+    torch.manual_seed(2)
+    extra = {"squeezelens_finetune": {"mode": "quick", "val_accuracy": 0.938}}
+    assert save_version(timm.create_model("test_resnet", num_classes=3), folder, ["ant", "bee", "cow"], extra,
+                        stage_only=True) == (1, 2)
+    panel = VersionPanel()
+    qtbot.addWidget(panel)
+    panel.show_folder(folder, previous=1, new=2, staged=True)
+    panel.show()
+    assert panel.message.text() == "Keep new (v2, 93.8%) or keep current (v1, 87.5%)?"
+    assert "Current (v1)" in panel.compare.text() and "New (v2, not yet current)" in panel.compare.text()
+    assert read_index(folder).current == 1  # shown side by side while v1 is still current
+    panel.back_button.click()  # keep current: nothing changes
+    assert read_index(folder).current == 1 and "v1 stays current" in panel.message.text()
+
+    panel.show_folder(folder, previous=1, new=2, staged=True)
+    with qtbot.waitSignal(panel.rolledBack, timeout=10_000) as signal:
+        panel.keep_button.click()
+    assert signal.args == [str(folder), 2] and read_index(folder).current == 2
+    assert (folder / "model.safetensors").read_bytes() == (version_dir(folder, 2) / "model.safetensors").read_bytes()
