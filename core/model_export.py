@@ -416,6 +416,7 @@ def check_export(
         raise UsageError("no images to check with")
     with Classifier.load(src, weights, device="cpu", backend="torch", fast_decode=False,
                          allow_download=allow_download) as clf:
+        clf.colour_manage = True  # the file says sRGB: compare with colour-managed pixels whatever the environment
         if len(clf.labels) != len(labels):
             raise ExportError(f"the file has {len(labels)} classes and {clf.name} has {len(clf.labels)}", str(file))
         n = len(labels)

@@ -8,7 +8,9 @@ file carries is enough to get the app's answers, and it can run as a script::
 
 Preprocessing, as the ``squeezelens_preprocessing`` metadata states it (timm's eval transform for a
 ``center`` crop: ``timm.data.create_transform(is_training=False)``): open the image, apply its EXIF
-orientation, put transparent pixels on white, convert to 8-bit RGB; resize (Pillow, the stated
+orientation, convert an embedded ICC colour profile to sRGB (LittleCMS through Pillow's ImageCms,
+perceptual intent: the metadata's ``colour_space`` is ``sRGB``), put transparent pixels on white,
+convert to 8-bit RGB; resize (Pillow, the stated
 ``interpolation``) so the shorter side is ``resize_shorter_side`` (the longer side scaled and
 truncated, as torchvision's ``Resize(int)``); take the centre ``crop_size`` (offsets rounded half to
 even, as torchvision's ``CenterCrop``); scale to 0..1 (``/ 255``), subtract ``mean``, divide by
@@ -17,12 +19,13 @@ even, as torchvision's ``CenterCrop``); scale to 0..1 (``/ 255``), subtract ``me
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageCms, ImageOps
 
 #: The metadata keys (``ModelProto.metadata_props``) that every SqueezeLens export carries, JSON-encoded.
 CLASS_NAMES_KEY = "squeezelens_class_names"
@@ -53,14 +56,52 @@ def read_metadata(session: Any) -> dict[str, Any]:
     return meta
 
 
+#: Pillow modes an ICC profile converts from directly, and the profile colour space (ICC header) each needs.
+_ICC_SPACES = {"RGB": "RGB", "L": "GRAY", "CMYK": "CMYK"}
+
+
+def to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
+    """``img`` converted from its embedded ICC profile ``icc`` to sRGB (perceptual intent; LittleCMS
+    uses relative colorimetric for matrix-shaper profiles without a perceptual table: Display P3,
+    Adobe RGB, ProPhoto); alpha is kept. ``img`` unchanged when there is no profile, the mode has no
+    colour to manage, or the profile is unreadable or for another colour space (the app ignores
+    those too, with a warning)."""
+    if not icc:
+        return img
+    base = img.mode[:-1] if img.mode in ("RGBA", "LA") else img.mode
+    if base not in _ICC_SPACES:
+        return img
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(bytes(icc)))
+        if src.profile.xcolor_space.strip() != _ICC_SPACES[base]:
+            return img
+        transform = ImageCms.buildTransform(src, ImageCms.createProfile("sRGB"), base, "RGB",
+                                            renderingIntent=ImageCms.Intent.PERCEPTUAL)
+    except (OSError, ImageCms.PyCMSError, ValueError, TypeError):
+        return img
+    out = transform.apply(img.convert(base) if base != img.mode else img)
+    if base != img.mode:
+        out.putalpha(img.getchannel("A"))
+    return out
+
+
 def load_rgb(path: str) -> Image.Image:
-    """The picture in ``path`` upright (EXIF orientation applied), transparency on white, 8-bit RGB."""
+    """The picture in ``path`` upright (EXIF orientation applied), in sRGB (an embedded ICC profile
+    converted), transparency on white, 8-bit RGB."""
     with Image.open(path) as im:
         im.seek(0)  # first frame / page
         im.load()
+        icc = im.info.get("icc_profile")
         img = ImageOps.exif_transpose(im)
-    if img.mode == "P" or (img.mode in ("RGB", "L") and "transparency" in img.info):
-        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("RGBa", "La"):  # premultiplied alpha
+        img = img.convert("RGBA" if img.mode == "RGBa" else "LA")
+    elif img.mode in ("P", "PA"):
+        img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
+    elif img.mode == "1":
+        img = img.convert("L")
+    if img.mode in ("RGB", "L") and "transparency" in img.info:  # colour-key transparency (PNG tRNS)
+        img = img.convert("RGBA" if img.mode == "RGB" else "LA")
+    img = to_srgb(img, icc)
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         white = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, img.convert("RGBA"))

@@ -34,7 +34,7 @@ def build_export_action(window: MainWindow, menu: QMenu) -> QAction:
 
     def done(result: Any) -> None:
         window.show_notice(f"Exported {result.model} to {result.path} ({result.size_bytes / 1e6:.1f} MB). "
-                           "Check it with: squeezelens export --check-only -o FILE --check IMAGES")
+                           "Check it with: squeezelens export FILE --check IMAGES")
 
     def failed(error: Exception) -> None:
         window.show_notice(f"Export failed: {error}", error=True)

@@ -1,6 +1,8 @@
 """``squeezelens export MODEL --output FILE``: one self-contained ONNX file with the model's class names
 and preprocessing in its metadata (docs/EXPORT.md); ``--quantize int8``; ``--check IMAGES`` runs the
 file with onnxruntime + numpy + Pillow alone and compares it with the app's own predictions.
+``squeezelens export FILE.onnx --check IMAGES`` (the issue's spelling) checks an already exported file,
+as ``--output FILE.onnx --check-only`` does.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "export", help="write a model as one ONNX file that carries its class names and preprocessing")
     e.add_argument("model", nargs="?", metavar="MODEL",
                    help=f"variant (arch or arch.tag) or model folder (default {DEFAULT_MODEL}; with --check-only: "
-                        "the model recorded in the file)")
-    e.add_argument("--output", "-o", required=True, metavar="FILE", help="the .onnx file to write (or check)")
+                        "the model recorded in the file); an exported FILE.onnx: check it with --check")
+    e.add_argument("--output", "-o", metavar="FILE", help="the .onnx file to write (or check)")
     e.add_argument("--format", choices=("onnx",), default="onnx", help="file format (onnx)")
     e.add_argument("--weights", help="weights file or saved-model folder")
     e.add_argument("--quantize", choices=("int8",), help="static int8 quantization, calibrated on --calibration")
@@ -44,12 +46,24 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 done (and an fp32 check passed); 1 an fp32 check found a difference.
 
+    An existing ``MODEL`` ending in ``.onnx`` is an exported file to check (model and weights: those
+    recorded in it), the same as ``--output MODEL --check-only``.
+
     Raises:
-        UsageError: ``--check-only`` without ``--check``; ``--calibration`` without ``--quantize``.
+        UsageError: ``--check-only`` without ``--check``; ``--calibration`` without ``--quantize``;
+            no ``--output``; an ``.onnx`` MODEL without ``--check``, or with ``--output`` or ``--quantize``.
         SqueezeLensError: the model, export, quantization or file (its own kind).
     """
     from squeezelens.core.model_export import check_export, export_model, format_check
 
+    if args.model and args.model.lower().endswith(".onnx") and Path(args.model).is_file():
+        if not args.check:
+            raise UsageError(f"{args.model} is already an exported file: check it with --check IMAGE ...")
+        if args.output or args.quantize:
+            raise UsageError("an exported .onnx file is only checked: drop --output and --quantize")
+        args.output, args.model, args.check_only = args.model, None, True
+    if not args.output:
+        raise UsageError("--output FILE is required (the .onnx file to write)")
     if args.check_only and not args.check:
         raise UsageError("--check-only needs images: --check IMAGE ...")
     if args.calibration and not args.quantize:

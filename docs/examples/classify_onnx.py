@@ -4,18 +4,31 @@
 
 Everything it needs (class names, preprocessing) is in the file's metadata; docs/EXPORT.md.
 """
+import io
 import json
 import sys
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image, ImageOps
+from PIL import Image, ImageCms, ImageOps
 
 sess = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
 meta = {k: json.loads(v) for k, v in sess.get_modelmeta().custom_metadata_map.items() if k.startswith("squeezelens_")}
 names, prep = meta["squeezelens_class_names"], meta["squeezelens_preprocessing"]
 for path in sys.argv[2:]:
-    img = ImageOps.exif_transpose(Image.open(path)).convert("RGBA")  # upright; transparency on white
+    with Image.open(path) as im:
+        icc, img = im.info.get("icc_profile"), ImageOps.exif_transpose(im)  # upright
+    base = img.mode.removesuffix("A")
+    if icc and base in ("RGB", "L", "CMYK"):  # colour profile (Display P3, Adobe RGB, CMYK...) -> sRGB
+        try:
+            srgb = ImageCms.profileToProfile(img.convert(base), io.BytesIO(icc), ImageCms.createProfile("sRGB"),
+                                             renderingIntent=ImageCms.Intent.PERCEPTUAL, outputMode="RGB")
+            if base != img.mode:
+                srgb.putalpha(img.getchannel("A"))
+            img = srgb
+        except (OSError, ImageCms.PyCMSError):
+            pass  # unreadable, or for another colour space: ignored, as the app does
+    img = img.convert("RGBA")  # transparency on white
     img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img).convert("RGB")
     side, (ch, cw), (w, h) = prep["resize_shorter_side"], prep["crop_size"], img.size
     w, h = (side, int(side * h / w)) if w <= h else (int(side * w / h), side)

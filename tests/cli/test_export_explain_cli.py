@@ -53,6 +53,15 @@ def test_export_then_check(capsys, tiny_model: Path, tmp_path: Path, photo_dir: 
     # check an existing file; the model comes from the file's metadata
     code, out, _ = run(capsys, "export", "--output", str(out_file), "--check-only", "--check", str(rotated_jpeg))
     assert code == 0 and "fp32 parity PASS: 1/1" in out
+    # the spelling: the exported file in MODEL's place
+    code, out, err = run(capsys, "export", str(out_file), "--check", str(rotated_jpeg))
+    assert code == 0 and "fp32 parity PASS: 1/1" in out, err
+    assert "wrote" not in err  # checked, not written again
+    code, _, err = run(capsys, "export", str(out_file))
+    assert code == 2 and "already an exported file: check it with --check" in err
+    code, _, err = run(capsys, "export", str(out_file), "--output", str(tmp_path / "again.onnx"), "--check",
+                       str(rotated_jpeg))
+    assert code == 2 and "only checked" in err and not (tmp_path / "again.onnx").exists()
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -62,6 +71,11 @@ def test_export_then_check(capsys, tiny_model: Path, tmp_path: Path, photo_dir: 
 def test_export_usage_errors(capsys, tmp_path: Path, args: list[str], message: str) -> None:
     code, _, err = run(capsys, "export", "--output", str(tmp_path / "m.onnx"), *args)
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_export_needs_an_output_unless_model_is_an_exported_file(capsys, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "export", str(tmp_path / "folder"))
+    assert code == 2 and "--output FILE is required" in err and "Traceback" not in err
 
 
 def test_explain_npy_and_png_have_the_upright_size(capsys, tiny_model: Path, tmp_path: Path,

@@ -7,11 +7,13 @@ must not have torch, timm or squeezelens imported.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import onnx
@@ -52,6 +54,32 @@ def tricky_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+def _photo_files() -> ModuleType:
+    """``photo_files.py`` next to this file (ICC profile builders), loaded by path as test_photo_inputs does."""
+    name = "squeezelens_tests_photo_files"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("photo_files.py"))
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def icc_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Photos whose colours are in their embedded ICC profile's space, not sRGB: a Display P3 JPEG (an
+    iPhone's), an Adobe RGB PNG with alpha, and a CMYK JPEG with a CMYK profile."""
+    pf = _photo_files()
+    d = tmp_path_factory.mktemp("icc")
+    pf.photo((160, 120), seed=1).save(d / "display_p3.jpg", quality=95, icc_profile=pf.profile_bytes("display_p3"))
+    rgba = pf.photo((90, 130), seed=2).convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.linspace(80, 255, 90, dtype=np.uint8)[None, :].repeat(130, 0)))
+    rgba.save(d / "adobe_rgb_alpha.png", icc_profile=pf.profile_bytes("adobe_rgb"))
+    pf.cmyk_photo((120, 100)).save(d / "cmyk_profile.jpg", quality=95, icc_profile=pf.cmyk_profile())
+    return d
+
+
 def _images(*folders: Path) -> list[Path]:
     return sorted(p for f in folders for p in f.iterdir())
 
@@ -77,11 +105,18 @@ def stock_export(tmp_path_factory: pytest.TempPathFactory, confident_weights: Pa
     return out
 
 
-def test_stock_export_matches_the_app(stock_export: Path, confident_weights: Path, photo_dir: Path,
-                                      odd_images: Path, tricky_images: Path) -> None:
-    report = check_export(stock_export, [photo_dir, odd_images, tricky_images], "seresnext26d_32x4d",
-                          confident_weights, allow_download=False)
-    assert len(report.rows) == len(_images(photo_dir, odd_images, tricky_images))
+@pytest.fixture(scope="module")
+def stock_report(stock_export: Path, confident_weights: Path, photo_dir: Path, odd_images: Path,
+                 tricky_images: Path, icc_photos: Path):
+    """The parity check of the stock export on every test image (run once; two tests read it)."""
+    return check_export(stock_export, [photo_dir, odd_images, tricky_images, icc_photos], "seresnext26d_32x4d",
+                        confident_weights, allow_download=False)
+
+
+def test_stock_export_matches_the_app(stock_report, photo_dir: Path, odd_images: Path, tricky_images: Path,
+                                      icc_photos: Path) -> None:
+    report = stock_report
+    assert len(report.rows) == len(_images(photo_dir, odd_images, tricky_images, icc_photos))
     assert [r.error for r in report.rows] == [None] * len(report.rows)
     assert report.passed, format_check(report)
     assert report.max_diff <= PARITY_ATOL
@@ -118,23 +153,52 @@ def test_file_is_self_contained_and_metadata_round_trips(stock_export: Path, con
     assert json.loads(props["squeezelens_class_names"]) == meta["squeezelens_class_names"]
 
 
+def test_check_defaults_to_the_model_recorded_in_the_file(stock_export: Path, icc_photos: Path,
+                                                           stock_report) -> None:
+    """Without a model, the check loads the source and weights file the export recorded: the same answers."""
+    one = icc_photos / "display_p3.jpg"
+    ours = check_export(stock_export, [one], allow_download=False)  # model and weights: as recorded in the file
+    assert ours.passed and ours.model == stock_report.model
+    app = {r.path: r.app_top for r in stock_report.rows}
+    for row in ours.rows:  # the same model and weights (the app batches differently: float noise only)
+        assert [i for i, _ in row.app_top] == [i for i, _ in app[row.path]]
+        assert [p for _, p in row.app_top] == pytest.approx([p for _, p in app[row.path]], abs=1e-6)
+
+
 def test_example_script_classifies_without_torch_timm_or_squeezelens(stock_export: Path, photo_dir: Path,
-                                                                      tricky_images: Path) -> None:
-    images = [str(p) for p in _images(photo_dir, tricky_images)]
-    ours = check_export(stock_export, images, allow_download=False)  # model: the source recorded in the file
-    assert ours.passed
+                                                                      tricky_images: Path, icc_photos: Path,
+                                                                      stock_report) -> None:
+    images = [str(p) for p in _images(photo_dir, tricky_images, icc_photos)]
+    by_path = {r.path: r for r in stock_report.rows}
+    checks = [by_path[p] for p in images]
     for script in (EXAMPLE, REFERENCE):
         rows = _run_clean(script, str(stock_export), *images)
         assert [r["path"] for r in rows] == images
-        for row, check in zip(rows, ours.rows):
+        for row, check in zip(rows, checks):
             assert [t["index"] for t in row["top"]] == [i for i, _ in check.file_top], script.name
             assert [t["prob"] for t in row["top"]] == pytest.approx([p for i, p in check.app_top], abs=PARITY_ATOL)
 
 
-def test_finetuned_export_carries_unknown_rule_and_matches(tmp_path: Path, finetuned_dir: Path, photo_dir: Path,
-                                                           odd_images: Path) -> None:
+@pytest.fixture()
+def small_finetuned(tmp_path: Path) -> Path:
+    """A finetuned-style model folder (3 classes, 96 px input) of timm's test_resnet: what is tested is
+    the folder (labels, input size, unknown rule), not the architecture, so a small network will do."""
+    import timm
+    import torch
+
+    from squeezelens.core.saved_model import save_model
+
+    torch.manual_seed(3)
+    net = timm.create_model("test_resnet", num_classes=3, pretrained_cfg_overlay={"input_size": (3, 96, 96)})
+    with torch.no_grad():
+        net.get_classifier().weight.mul_(30)
+    return save_model(net, tmp_path / "saved", ["robin", "wren", "owl"])
+
+
+def test_finetuned_export_carries_unknown_rule_and_matches(tmp_path: Path, small_finetuned: Path, photo_dir: Path,
+                                                           odd_images: Path, icc_photos: Path) -> None:
     model = tmp_path / "birds"
-    shutil.copytree(finetuned_dir, model)
+    shutil.copytree(small_finetuned, model)
     config = json.loads((model / "config.json").read_text())
     config["squeezelens_unknown"] = UNKNOWN
     (model / "config.json").write_text(json.dumps(config))
@@ -146,7 +210,7 @@ def test_finetuned_export_carries_unknown_rule_and_matches(tmp_path: Path, finet
     assert meta["squeezelens_class_names"] == ["robin", "wren", "owl"]
     assert meta["squeezelens_preprocessing"]["input_size"] == [3, 96, 96]
     assert meta["squeezelens_model"]["source"] == str(model.resolve())
-    report = check_export(out, [photo_dir, odd_images], allow_download=False)
+    report = check_export(out, [photo_dir, odd_images, icc_photos], allow_download=False)
     assert report.passed and len(report.compared) == len(report.rows), format_check(report)
 
 
@@ -188,8 +252,9 @@ def test_quantize_without_calibration_images_is_refused_before_exporting(tiny_di
     assert not out.exists()
 
 
-def test_a_foreign_onnx_file_is_refused(tmp_path: Path, stock_export: Path) -> None:
-    proto = onnx.load(str(stock_export))
+def test_a_foreign_onnx_file_is_refused(tmp_path: Path, tiny_dir: Path) -> None:
+    export_model(str(tiny_dir), tmp_path / "tiny.onnx")
+    proto = onnx.load(str(tmp_path / "tiny.onnx"))
     del proto.metadata_props[:]
     foreign = tmp_path / "foreign.onnx"
     onnx.save(proto, str(foreign))
@@ -197,6 +262,17 @@ def test_a_foreign_onnx_file_is_refused(tmp_path: Path, stock_export: Path) -> N
         read_export_metadata(foreign)
     with pytest.raises(ExportError, match="cannot open"):
         read_export_metadata(tmp_path / "missing.onnx")
+
+
+def test_reference_reads_colour_profiles_as_the_app_does(icc_photos: Path) -> None:
+    """The file's metadata says sRGB: the reference converts an embedded ICC profile exactly as the app's
+    loader (core/colour.py) does, and those pixels are not the unconverted ones (so the check can fail)."""
+    from squeezelens.core.images import open_image
+
+    for path in _images(icc_photos):
+        ref = np.asarray(onnx_reference.load_rgb(str(path)))
+        assert np.array_equal(ref, np.asarray(open_image(path, colour_manage=True))), path.name
+        assert np.abs(ref.astype(int) - np.asarray(open_image(path, colour_manage=False), int)).mean() > 2, path.name
 
 
 def test_reference_refuses_what_it_cannot_reproduce() -> None:
