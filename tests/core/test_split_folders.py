@@ -44,6 +44,7 @@ def test_class_without_validation_images_reports_na() -> None:
         input_size=(3, 224, 224), best_epoch=1, stopped_early=False,
         history=[SimpleNamespace(train_loss=0.5, val_loss=0.5)], confusion=[[3, 0], [0, 0]], val_accuracy=1.0,
         cache_hits=0, cache_misses=0, misclassified=[], skipped=[], warnings=[],
+        version=None, previous_version=None, previous_val_accuracy=None,
         per_class=[SimpleNamespace(name="cat", precision=1.0, recall=1.0, support=3),
                    SimpleNamespace(name="dog", precision=0.0, recall=0.0, support=0)],
     )
