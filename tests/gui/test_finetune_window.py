@@ -95,14 +95,14 @@ def hold_until_cancelled(monkeypatch: pytest.MonkeyPatch, when: Any) -> None:
     run_finetune = core_finetune.finetune
     held: list[Any] = []
 
-    def finetune(config: Any, on_event: Any, cancel: threading.Event) -> Any:
+    def finetune(config: Any, on_event: Any, cancel: threading.Event, **kwargs: Any) -> Any:
         def gate(e: Any) -> None:
             on_event(e)
             if not held and when(e):
                 held.append(e)
                 cancel.wait(20)
 
-        return run_finetune(config, gate, cancel)
+        return run_finetune(config, gate, cancel, **kwargs)  # e.g. stage_only (issue 16's staged save)
 
     monkeypatch.setattr(core_finetune, "finetune", finetune)
 

@@ -223,7 +223,7 @@ def test_picker_lists_catalogue_recent_and_open_folder(qtbot: Any) -> None:
     assert model_values(picker) == ["seresnext26d_32x4d", "seresnext50_32x4d.gluon_in1k", "/models/birds"]
     texts = [picker.itemText(i) for i in range(picker.count())]
     assert texts[0] == "seresnext26d_32x4d  (cached)"
-    assert texts[1] == "seresnext50_32x4d.gluon_in1k  (needs download)"
+    assert texts[1] == "seresnext50_32x4d.gluon_in1k  27.6M params, 79.9% top-1  (needs download)"  # timm's published results (core/imagenet_results.py)
     assert "birds  (saved model)" in texts
     assert texts[-1] == "Open model folder..." and picker.itemData(picker.count() - 1) == OPEN_FOLDER
     assert picker.itemData(1, Qt.ItemDataRole.ToolTipRole) == "seresnext50_32x4d.gluon_in1k\nlicence: ?"
