@@ -7,7 +7,8 @@ from PySide6.QtGui import QColor, QImage
 
 #: Longest side decoded for display: sharp on a 4K screen, and JPEGs decode at reduced scale.
 DISPLAY_MAX_SIDE = 2560
-THUMB_SIDE = 96
+#: Thumbnail side in device pixels: the history strip's 72-pixel icons stay sharp at 2x scale.
+THUMB_SIDE = 144
 
 
 def read_for_display(path: str, max_side: int = DISPLAY_MAX_SIDE) -> QImage:

@@ -258,6 +258,10 @@ class MainWindow(ModelControls, QMainWindow):
     def _classify(self, entry: HistoryEntry) -> None:
         entry.prediction = None
         req = self.client.classify(entry.source, self.top_k.value())
+        for older in self._pending.values():  # superseded: their answers are dropped, so no "..." forever
+            if older is not entry and older.prediction is None:
+                self.history.mark_failed(older, "another image was opened first; click to classify it")
+        entry.error = None
         self._pending = {req: entry}  # older requests are superseded
         waiting = "Waiting for the model to load..." if self.client.model is None else "Classifying..."
         self.results.show_message(waiting, entry.title)
@@ -418,6 +422,7 @@ class MainWindow(ModelControls, QMainWindow):
                 self.batches[req].summary.setText(f"Stopped: {message}")
             return
         # no model yet (it failed to load): _on_model_ready classifies the image again
+        self.history.mark_failed(entry, message)  # its caption no longer waits with "..."
         if entry is self.current:
             self.results.show_message(f"Could not classify this image: {message}", entry.title)
 

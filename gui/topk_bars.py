@@ -8,6 +8,8 @@ from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPainterPath, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from .wording import format_prob
+
 ROW_GAP = 6
 
 
@@ -57,7 +59,7 @@ class TopKBars(QWidget):
         width = self.width()
         for i, (label, prob) in enumerate(self._rows):
             top = i * (h + ROW_GAP)
-            pct = f"{prob * 100:.1f}%"
+            pct = format_prob(prob)
             bold = i == 0
             font = self.font()
             font.setBold(bold)

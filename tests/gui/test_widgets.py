@@ -141,7 +141,7 @@ def test_history_newest_first_captions_and_cap(qtbot: Any) -> None:
 
     a.prediction = pred("/p/a.png", ("a very long class label indeed", 0.426))
     strip.update_entry(a)
-    assert strip.item(1).text() == "a very long cla\u2026\n43%"
+    assert strip.item(1).text() == "a very long cla\u2026\n42.6%"  # as the results panel rounds (issue 14)
     b.prediction = failed("/p/b.png")
     strip.update_entry(b)
     assert strip.item(0).text() == "error"
