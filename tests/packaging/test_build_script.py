@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 from huggingface_hub import constants as hf_constants
+from safetensors.numpy import save
 
 from squeezelens.core import paths
 from squeezelens.core.weights import cached_weights
@@ -33,12 +35,16 @@ def load_build() -> ModuleType:
     return module
 
 
+#: A real (tiny) safetensors file: a damaged one counts as not cached (issue 15's header check).
+WEIGHTS = save({"x": np.zeros(1, np.float32)}, metadata={"content": "the weights"})
+
+
 def cache_with_symlinked_blob(cache: Path) -> Path:
     """What huggingface_hub writes: the snapshot file is a symlink to a blob."""
     folder = cache / f"models--{REPO.replace('/', '--')}"
     blob = folder / "blobs" / "deadbeef"
     blob.parent.mkdir(parents=True)
-    blob.write_bytes(b"the weights")
+    blob.write_bytes(WEIGHTS)
     snap = folder / "snapshots" / "rev1" / "model.safetensors"
     snap.parent.mkdir(parents=True)
     snap.symlink_to(Path("../../blobs/deadbeef"))
@@ -53,7 +59,7 @@ def test_copies_the_weights_file_in_cache_layout(tmp_path: Path, monkeypatch: py
     dest = tmp_path / "hf-hub"
     [copied] = build.copy_cached_weights(["seresnext26d_32x4d"], dest)
     assert copied == dest / "models--timm--seresnext26d_32x4d.bt_in1k" / "snapshots" / "rev1" / "model.safetensors"
-    assert copied.is_file() and not copied.is_symlink() and copied.read_bytes() == b"the weights"
+    assert copied.is_file() and not copied.is_symlink() and copied.read_bytes() == WEIGHTS
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [
         "models--timm--seresnext26d_32x4d.bt_in1k/refs/main",
         "models--timm--seresnext26d_32x4d.bt_in1k/snapshots/rev1/model.safetensors",
