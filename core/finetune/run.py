@@ -123,16 +123,20 @@ def finetune(
     per_class = class_metrics(cm, scan.class_names)
     val_acc = accuracy(cm)
     run.check_cancel(outcome.checkpoint, len(outcome.history))
-    if not main_rank:  # the other torchrun ranks never touch the output folder
-        c, h, w = dcfg["input_size"]
+    c, h, w = dcfg["input_size"]
+
+    def result(**saved: Any) -> FinetuneResult:
         return FinetuneResult(
             output_dir=Path(cfg.output_dir), mode=cfg.mode, base_model=loaded.name,
             architecture=loaded.architecture, class_names=list(scan.class_names), scan=scan,
             history=outcome.history, best_epoch=outcome.best_epoch, stopped_early=outcome.stopped_early,
             val_accuracy=val_acc, confusion=cm, per_class=per_class, val_predictions=preds,
             skipped=run.skipped, warnings=run.warnings, untrained_base=loaded.untrained,
-            input_size=(int(c), int(h), int(w)), device=device, timings=run.timings,
+            input_size=(int(c), int(h), int(w)), device=device, timings=run.timings, **saved,
         )
+
+    if not main_rank:  # the other torchrun ranks never touch the output folder
+        return result()
 
     run.emit(StageEvent("save", f"saving to {cfg.output_dir}"))
     t0 = time.perf_counter()
@@ -157,15 +161,8 @@ def finetune(
     run.timings["save"] = time.perf_counter() - t0
     run.timings["total"] = time.perf_counter() - t_start
 
-    c, h, w = dcfg["input_size"]
-    return FinetuneResult(
-        output_dir=Path(cfg.output_dir), mode=cfg.mode, base_model=loaded.name,
-        architecture=loaded.architecture, class_names=list(scan.class_names), scan=scan,
-        history=outcome.history, best_epoch=outcome.best_epoch, stopped_early=outcome.stopped_early,
-        val_accuracy=val_acc, confusion=cm, per_class=per_class, val_predictions=preds,
-        skipped=run.skipped, warnings=run.warnings, untrained_base=loaded.untrained,
-        input_size=(int(c), int(h), int(w)), device=device,
-        cache_hits=outcome.cache_hits, cache_misses=outcome.cache_misses, timings=run.timings,
+    return result(
+        cache_hits=outcome.cache_hits, cache_misses=outcome.cache_misses,
         version=version, previous_version=previous, previous_val_accuracy=previous_acc,
         staged=stage_only and previous is not None,
     )
