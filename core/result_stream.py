@@ -208,7 +208,20 @@ def _new_file_mode(out: Path) -> int:
         return 0o644
 
 
-class AtomicFileWriter:
+class _OnInner:
+    """A writer that hands each prediction to ``inner`` (a :class:`TextWriter`) and adds its own ``close``."""
+
+    inner: ResultWriter
+
+    @property
+    def count(self) -> int:
+        return self.inner.count
+
+    def write(self, pred: Prediction) -> None:
+        self.inner.write(pred)
+
+
+class AtomicFileWriter(_OnInner):
     """A whole-run output file (no ``--resume``): streamed into a temp file beside it, renamed over it
     by :meth:`close`, so readers never see half of one (as before streaming) and memory stays flat.
 
@@ -230,13 +243,6 @@ class AtomicFileWriter:
             self.inner = ParquetJournal(out, journal=self.tmp, fresh=True)
         else:
             self.inner = TextWriter(ByteSink(fd, str(out)), fmt, untrained, with_unknown=with_unknown)
-
-    @property
-    def count(self) -> int:
-        return self.inner.count
-
-    def write(self, pred: Prediction) -> None:
-        self.inner.write(pred)
 
     def note(self, text: str) -> None:
         if isinstance(self.inner, TextWriter):
@@ -266,7 +272,7 @@ class AtomicFileWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-class ParquetJournal:
+class ParquetJournal(_OnInner):
     """Parquet output: results appended to a JSONL journal, converted to ``out`` by :meth:`close`.
 
     Args:
@@ -285,13 +291,6 @@ class ParquetJournal:
             raise OutputError(f"cannot write: {e.strerror or e}", str(journal)) from e
         self.fd = fd
         self.inner = TextWriter(ByteSink(fd, str(journal)), "jsonl", untrained=False)
-
-    @property
-    def count(self) -> int:
-        return self.inner.count
-
-    def write(self, pred: Prediction) -> None:
-        self.inner.write(pred)
 
     def close(self) -> None:
         """Write ``out`` (temp + rename) from the old rows and the journal; remove the journal.
@@ -575,18 +574,11 @@ def open_resumable(out: Path, with_unknown: bool = False) -> tuple[set[str], Res
                                                   with_unknown=with_unknown))
 
 
-class _AppendWriter:
+class _AppendWriter(_OnInner):
     """A :class:`TextWriter` on a file opened for appending; ``close`` syncs and closes it."""
 
     def __init__(self, fd: int, inner: TextWriter) -> None:
         self.fd, self.inner = fd, inner
-
-    @property
-    def count(self) -> int:
-        return self.inner.count
-
-    def write(self, pred: Prediction) -> None:
-        self.inner.write(pred)
 
     def close(self) -> None:
         try:
