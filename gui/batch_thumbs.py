@@ -64,7 +64,7 @@ class ThumbnailCache(QObject):
             return
         chunk, self._queue = self._queue[-CHUNK:], self._queue[:-CHUNK]  # the newest asked for: on screen now
         self._task = start_task(_decode(chunk, round(self.side * self.scale)), name="batch-thumbnails",
-                                on_progress=self._on_image, on_finished=self._on_finished)
+                                on_progress=self._on_image, on_finished=self._on_finished, owner=self)
 
     def _on_image(self, item: tuple[str, QImage]) -> None:
         path, image = item

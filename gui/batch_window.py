@@ -338,7 +338,7 @@ class BatchWindow(QWidget):
             return report
 
         self._copy = start_task(copy, name="copy-to-class-folders", on_progress=self._on_copy_progress,
-                                on_result=self._on_copy_finished)
+                                on_result=self._on_copy_finished, owner=self)
 
     def copy_dialog(self) -> None:
         """Ask where to sort the images into class folders: never inside the folder they came from by default,

@@ -149,7 +149,8 @@ class ThumbnailLoader(QObject):
         items = list(enumerate(paths))
         for part in range(min(THUMBNAIL_TASKS, len(items))):
             self._tasks.append(start_task(partial(load_thumbnails, generation, items[part::THUMBNAIL_TASKS]),
-                                          name="confusion-thumbnails", on_progress=self._on_thumbnail))
+                                          name="confusion-thumbnails", on_progress=self._on_thumbnail,
+                                          owner=self))
 
     def cancel(self) -> None:
         for task in self._tasks:

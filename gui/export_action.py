@@ -55,7 +55,7 @@ def build_export_action(window: MainWindow, menu: QMenu) -> QAction:
             return
         window.show_notice(f"Exporting {state.name} to {path}...")
         running.append(start_task(partial(_export, state.name, path), name="onnx-export", on_result=done,
-                                  on_error=failed, on_finished=running.clear))
+                                  on_error=failed, on_finished=running.clear, owner=window))
 
     action.triggered.connect(trigger)
     menu.addAction(action)

@@ -118,7 +118,7 @@ class DatasetScanner(QObject):
         """Scan ``folder`` in the background, cancelling any earlier scan."""
         self.cancel()
         self._tasks[token] = start_task(partial(scan_for_preview, token, folder, self.max_entries),
-                                        name="finetune-preview-scan", on_result=self._answer)
+                                        name="finetune-preview-scan", on_result=self._answer, owner=self)
 
     def cancel(self) -> None:
         """Stop every scan still running (each stops at its next file, without answering)."""

@@ -65,7 +65,7 @@ class FinetuneRun(QObject):
         config = self.config
         self.task = start_task(lambda context: train(config, context), name="finetune-run",
                                on_progress=self._on_progress, on_result=self._on_result,
-                               on_error=self._on_error, on_finished=self._on_finished)
+                               on_error=self._on_error, on_finished=self._on_finished, owner=self)
 
     def cancel(self) -> None:
         if self.task is not None:

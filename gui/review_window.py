@@ -143,7 +143,7 @@ class ReviewWindow(QWidget):
                                   on_progress=lambda stage, done, total: context.progress((stage, done, total)))
 
         self._task = start_task(work, name="review-labels", on_result=self._on_result, on_error=self._on_error,
-                                on_progress=self._on_progress, on_finished=self._on_finished)
+                                on_progress=self._on_progress, on_finished=self._on_finished, owner=self)
         return True
 
     def _on_progress(self, value: tuple[str, int, int]) -> None:
@@ -217,7 +217,8 @@ class ReviewWindow(QWidget):
             if self._thumb_task is task:
                 self._thumb_task = None
 
-        task = start_task(work, name="review-thumbnails", on_progress=shown, on_finished=finished)
+        task = start_task(work, name="review-thumbnails", on_progress=shown, on_finished=finished,
+                          owner=self)
         self._thumb_task = task
 
     # -- actions ----------------------------------------------------------------------------------------

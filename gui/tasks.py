@@ -14,7 +14,9 @@ dataset preview scan, copying images into class folders, confusion-matrix thumbn
   :meth:`TaskContext.progress` call (or each value a generator yields), then ``on_result`` with the
   return value or ``on_error`` with the exception, then ``on_finished``. A function that returns after
   a cancel still answers ``on_result``: its owner decides whether a late answer counts. Handlers that
-  are methods of a QObject are not called once that QObject is deleted (a closed window).
+  are methods of a QObject are not called once that QObject is deleted (a closed window); closures
+  get the same guarantee from ``owner=`` (an answer queued before a window was deleted, delivered
+  after, would otherwise touch its deleted widgets).
 * Every task is registered from its start until its function has returned (:func:`running_tasks`).
   :func:`install_quit_hook` makes ``QCoreApplication.aboutToQuit`` cancel what is left and wait for it
   with a deadline (:func:`shutdown_tasks`); ``app.run`` ends the process at once only if something is
@@ -34,7 +36,8 @@ import traceback
 from collections.abc import Callable, Generator
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QThreadPool, Signal
+import shiboken6
+from PySide6.QtCore import QCoreApplication, QObject, QThreadPool, Signal
 from superqt.utils import FunctionWorker, GeneratorWorker, WorkerBase
 from superqt.utils._qthreading import GeneratorWorkerSignals  # the signals GeneratorWorker emits; not exported
 
@@ -187,6 +190,7 @@ def start_task(
     on_error: Callable[[Exception], Any] | None = None,
     on_progress: Callable[[Any], Any] | None = None,
     on_finished: Callable[[], Any] | None = None,
+    owner: QObject | None = None,
 ) -> Task:
     """Run ``function(context)`` in the global thread pool; call from the GUI thread.
 
@@ -199,6 +203,8 @@ def start_task(
             ``sys.excepthook`` (a bug: a traceback on stderr, and a failed test under pytest-qt).
         on_progress: called with each ``context.progress(value)`` or yielded value.
         on_finished: called last, whatever happened (also after a generator was stopped).
+        owner: the widget the handlers act on; once it is deleted no handler is called (``on_error``
+            included: the error has nowhere left to be shown).
 
     Returns:
         The running task (registered until its function returns).
@@ -211,6 +217,9 @@ def start_task(
         worker = _FunctionTask(task, function)
     task._worker = worker
     signals = worker.signals
+    if owner is not None:
+        on_progress, on_result, on_finished = (_while_alive(owner, h) for h in (on_progress, on_result, on_finished))
+        on_error = _while_alive(owner, on_error if on_error is not None else _unhandled)
     if on_progress is not None:
         signals.progressed.connect(on_progress)
         signals.yielded.connect(on_progress)  # only a generator's worker emits it
@@ -223,6 +232,20 @@ def start_task(
         _running[task] = None
     worker.start()
     return task
+
+
+def _while_alive(owner: QObject, handler: Callable[..., Any] | None) -> Callable[..., Any] | None:
+    """``handler``, called only while ``owner``'s C++ object exists."""
+    if handler is None:
+        return None
+    call = handler
+
+    def guarded(*args: Any) -> Any:
+        if shiboken6.isValid(owner):
+            return call(*args)
+        return None
+
+    return guarded
 
 
 def _caller_stack() -> str:

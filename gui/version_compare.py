@@ -223,7 +223,7 @@ class VersionPanel(QGroupBox):
                 b.setEnabled(True)
 
         self._task = start_task(work, name="model-version-rollback", on_result=done, on_error=failed,
-                                on_finished=finished)
+                                on_finished=finished, owner=self)
 
     def wait(self, msecs: int) -> bool:
         """Wait for a rollback going on (``msecs`` ms at most); True when none is left running."""

@@ -45,6 +45,39 @@ def test_answers_arrive_in_the_gui_thread_in_the_order_they_were_given(qtbot: An
     assert task not in running_tasks()
 
 
+def test_closures_are_not_called_once_their_owner_is_deleted(qtbot: Any) -> None:
+    """An answer queued while the owner lived and delivered after it was deleted (a window closed at the
+    end of a run) must not reach its widgets: the version panel's rollback once raised 'Internal C++
+    object already deleted' from its on_finished closure this way."""
+    from PySide6.QtWidgets import QPushButton, QWidget
+
+    owner, kept = QWidget(), QWidget()
+    button = QPushButton(owner)
+    calls: list[str] = []
+    release = threading.Event()
+
+    def work(context: TaskContext) -> str:
+        release.wait(10)
+        context.progress(1)
+        return "done"
+
+    def touch(name: str) -> Any:
+        return lambda *_: (button.setEnabled(True), calls.append(name))
+
+    gone = start_task(work, name="owner-deleted", on_progress=touch("progress"), on_result=touch("result"),
+                      on_finished=touch("finished"), owner=owner)
+    alive = start_task(work, name="owner-alive", on_result=lambda _: calls.append("alive"), owner=kept)
+    release.set()
+    assert gone.wait(5000) and alive.wait(5000)  # the answers are queued now, not yet delivered
+    import shiboken6
+
+    shiboken6.delete(owner)  # the window is gone, its answers still queued
+    qtbot.waitUntil(lambda: "alive" in calls, timeout=5000)
+    QCoreApplication.processEvents()
+    assert calls == ["alive"]
+    kept.deleteLater()
+
+
 def test_a_cancelled_function_still_answers_and_its_owner_decides(qtbot: Any) -> None:
     results: list[str] = []
 

@@ -59,6 +59,8 @@ def test_side_by_side_and_go_back(qtbot: Any, two_versions: Path) -> None:
     with qtbot.waitSignal(panel.rolledBack, timeout=10_000):
         panel.current_button.click()
     assert read_index(two_versions).current == 2
+    assert panel.wait(10_000)
+    qtbot.waitUntil(panel.current_button.isEnabled, timeout=10_000)  # on_finished ran before the end
 
 
 def test_replace_question_names_the_current_accuracy(two_versions: Path) -> None:
