@@ -76,12 +76,16 @@ class ClassifierActor:
         load_kwargs: :meth:`Classifier.load <.engine.Classifier.load>`'s arguments.
         top_k: classes per prediction.
         batch_size: inputs per forward pass inside the actor.
+        colour_manage: False uses the pixels as stored (``--no-colour-management``); None, the default.
     """
 
-    def __init__(self, load_kwargs: dict[str, Any], top_k: int, batch_size: int) -> None:
+    def __init__(self, load_kwargs: dict[str, Any], top_k: int, batch_size: int,
+                 colour_manage: bool | None = None) -> None:
         from .engine import Classifier
 
         self.clf = Classifier.load(**load_kwargs, export="wait")
+        if colour_manage is not None:
+            self.clf.colour_manage = colour_manage
         self.top_k, self.batch_size = top_k, batch_size
         shm = Path("/dev/shm")
         self.spool = Path(tempfile.mkdtemp(prefix="squeezelens-ray-", dir=shm if shm.is_dir() else None))
@@ -131,8 +135,12 @@ class RayClassify:
     """
 
     def __init__(self, ray: Any, load_kwargs: dict[str, Any], workers: int, gpus_per_worker: float,
-                 name: str, untrained: bool, untrained_reason: str | None, owns_ray: bool) -> None:
+                 name: str, untrained: bool, untrained_reason: str | None, owns_ray: bool,
+                 unknown_threshold: float | None = None, colour_manage: bool | None = None) -> None:
         self.ray, self.load_kwargs = ray, load_kwargs
+        #: the unknown threshold every actor applies (resolved once on the driver), None for no verdict
+        self.unknown_threshold = unknown_threshold
+        self.colour_manage = colour_manage
         self.workers, self.gpus_per_worker = workers, gpus_per_worker
         self.name, self.untrained, self.untrained_reason = name, untrained, untrained_reason
         self._owns_ray = owns_ray
@@ -140,7 +148,9 @@ class RayClassify:
     @classmethod
     def start(cls, model: str | None, weights: str | None, *, address: str | None = None,
               workers: int | None = None, gpus_per_worker: float = 0.0, device: str = "auto",
-              backend: str = "auto", fast_decode: bool = True, allow_download: bool = True) -> RayClassify:
+              backend: str = "auto", fast_decode: bool = True, allow_download: bool = True,
+              unknown_threshold: float | str | None = None, precision: str = "fp32",
+              colour_manage: bool | None = None) -> RayClassify:
         """Join (``address``) or start a Ray cluster, and check the model loads here first.
 
         The model is loaded once on the driver (torch, CPU) for its name and whether it has weights,
@@ -151,6 +161,10 @@ class RayClassify:
                 (or uses the one this process already started with ``ray.init``).
             workers: classifier actors; default one per 4 CPUs of the cluster (at least 1).
             gpus_per_worker: GPUs each actor reserves (fractions share a GPU); 0 runs on CPUs.
+            unknown_threshold, precision: as :meth:`Classifier.load <.engine.Classifier.load>`; the
+                threshold is resolved here (a model's calibrated one included) and every actor gets
+                the number, so all workers give the same verdict.
+            colour_manage: False: every actor uses the pixels as stored (``--no-colour-management``).
 
         Raises:
             UsageError: Ray is not installed, ``workers`` below 1, ``gpus_per_worker`` negative.
@@ -164,8 +178,9 @@ class RayClassify:
         from .engine import Classifier
 
         probe = Classifier.load(model, weights, device="cpu", backend="torch", fast_decode=fast_decode,
-                                allow_download=allow_download)
+                                allow_download=allow_download, unknown_threshold=unknown_threshold)
         name, untrained, reason = probe.name, probe.untrained, probe.loaded.untrained_reason
+        threshold = probe.unknown_threshold
         probe.close()
         owns = not ray.is_initialized()
         if owns:
@@ -174,8 +189,10 @@ class RayClassify:
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1) // 4))
         load_kwargs = {"model": model, "weights": weights, "device": device, "backend": backend,
-                       "fast_decode": fast_decode, "allow_download": allow_download}
-        return cls(ray, load_kwargs, workers, gpus_per_worker, name, untrained, reason, owns)
+                       "fast_decode": fast_decode, "allow_download": allow_download,
+                       "unknown_threshold": "off" if threshold is None else threshold, "precision": precision}
+        return cls(ray, load_kwargs, workers, gpus_per_worker, name, untrained, reason, owns, threshold,
+                   colour_manage)
 
     def classify(self, inputs: Sequence[ImageInput], top_k: int, batch_size: int, cancel: threading.Event,
                  emit: Callable[[Prediction], None]) -> None:
@@ -202,7 +219,8 @@ class RayClassify:
         ds = ds.map_batches(read_files, batch_size=batch_size, batch_format="numpy")
         ds = ds.map_batches(
             ClassifierActor, batch_size=batch_size, batch_format="numpy",
-            fn_constructor_kwargs={"load_kwargs": self.load_kwargs, "top_k": top_k, "batch_size": batch_size},
+            fn_constructor_kwargs={"load_kwargs": self.load_kwargs, "top_k": top_k, "batch_size": batch_size,
+                                   "colour_manage": self.colour_manage},
             compute=ray.data.ActorPoolStrategy(size=self.workers), num_cpus=CPUS_PER_WORKER,
             num_gpus=self.gpus_per_worker or None,
         )

@@ -148,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
         engine: _Engine = RayClassify.start(
             args.model, args.weights, address=args.address, workers=args.workers,
             gpus_per_worker=args.gpus_per_worker, device=args.device, backend=args.backend,
-            fast_decode=not args.no_fast_decode, allow_download=not args.offline,
+            fast_decode=not args.no_fast_decode, allow_download=not args.offline, unknown_threshold=unknown,
+            precision=args.precision, colour_manage=False if args.no_colour_management else None,
         )
     else:
         engine = _LocalEngine.load(args, unknown)

@@ -7,13 +7,11 @@ must not have torch, timm or squeezelens imported.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import onnx
@@ -54,23 +52,11 @@ def tricky_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def _photo_files() -> ModuleType:
-    """``photo_files.py`` next to this file (ICC profile builders), loaded by path as test_photo_inputs does."""
-    name = "squeezelens_tests_photo_files"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("photo_files.py"))
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def icc_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Photos whose colours are in their embedded ICC profile's space, not sRGB: a Display P3 JPEG (an
     iPhone's), an Adobe RGB PNG with alpha, and a CMYK JPEG with a CMYK profile."""
-    pf = _photo_files()
+    import photo_files as pf
     d = tmp_path_factory.mktemp("icc")
     pf.photo((160, 120), seed=1).save(d / "display_p3.jpg", quality=95, icc_profile=pf.profile_bytes("display_p3"))
     rgba = pf.photo((90, 130), seed=2).convert("RGBA")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import photo_files as _odd  # made importable by conftest.py
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
@@ -18,21 +19,6 @@ from squeezelens.core.errors import ImageLoadError
 from squeezelens.core.image_formats import format_support
 from squeezelens.core.images import expand_inputs, iter_image_files, open_image, to_rgb
 
-
-def _photo_files():
-    """``photo_files.py`` next to this file, loaded by path (test folders are not on sys.path)."""
-    import importlib.util
-
-    name = "squeezelens_tests_photo_files"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("photo_files.py"))
-        assert spec and spec.loader
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-_odd = _photo_files()
 bad_exif_jpeg, cmyk_photo, cmyk_profile = _odd.bad_exif_jpeg, _odd.cmyk_photo, _odd.cmyk_profile
 exif_block, photo, profile_bytes = _odd.exif_block, _odd.photo, _odd.profile_bytes
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -75,7 +76,7 @@ def test_ray_equals_local(tmp_path: Path, odd_folder: Path, tiny_model: Path, cl
     n_files = len(list(odd_folder.iterdir()))
     assert n_files >= 40
     common = ["classify", str(odd_folder), str(tmp_path / "missing.jpg"), "--model", str(tiny_model),
-              "--top-k", "4", "--batch-size", "8", "--format", "jsonl"]
+              "--top-k", "4", "--batch-size", "8", "--format", "jsonl", "--unknown-threshold", "0.45"]
     assert cli.main(common) == 1
     local = records(capsys.readouterr().out)
     out = tmp_path / "ray.jsonl"
@@ -89,7 +90,9 @@ def test_ray_equals_local(tmp_path: Path, odd_folder: Path, tiny_model: Path, cl
             assert a["error"] == b["error"]
             continue
         assert [t["index"] for t in a["top"]] == [t["index"] for t in b["top"]], a["path"]
+        assert a["unknown"] == b["unknown"], a["path"]  # the actors apply the driver's threshold
         np.testing.assert_allclose([t["prob"] for t in a["top"]], [t["prob"] for t in b["top"]], atol=1e-6)
+    assert {r["unknown"] for r in remote if "error" not in r} == {True, False}  # the threshold splits them
     errors = {Path(r["path"]).name: r["error"] for r in remote if "error" in r}
     assert set(errors) == {"broken.jpg", "empty.png", "missing.jpg"}
     assert "empty file" in errors["empty.png"] and "not found" in errors["missing.jpg"]
@@ -132,3 +135,31 @@ def test_missing_ray_is_a_clear_usage_error(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(UsageError, match=r"pip install 'squeezelens\[cluster\]'"):
         _require_ray()
+
+
+def test_actor_follows_the_cli_options(tmp_path: Path, tiny_model: Path) -> None:
+    """``--unknown-threshold`` and ``--no-colour-management`` reach every actor: a Display P3 photo
+    is classified on the stored pixels, and the verdict uses the driver's threshold."""
+    from photo_files import photo, profile_bytes
+
+    from squeezelens.core.engine import Classifier
+    from squeezelens.core.ray_engine import ClassifierActor, prediction_from_json
+
+    path = tmp_path / "p3.jpg"
+    photo((96, 80), seed=3).save(path, quality=95, icc_profile=profile_bytes("display_p3"))
+    kwargs = {"model": str(tiny_model), "weights": None, "device": "cpu", "backend": "torch",
+              "fast_decode": True, "allow_download": False}
+    batch = {"i": np.arange(1), "path": np.array([str(path)]), "failed": np.array([""]),
+             "data": [path.read_bytes()], "readable": np.array([True])}
+
+    def via_actor(colour_manage: bool | None, threshold: float | str) -> Any:
+        actor = ClassifierActor({**kwargs, "unknown_threshold": threshold}, top_k=4, batch_size=4,
+                                colour_manage=colour_manage)
+        return prediction_from_json(actor(batch)["pred"][0])
+
+    raw = Classifier.load(str(tiny_model), backend="torch", device="cpu")
+    raw.colour_manage = False
+    want = raw.classify([path], top_k=4)[0]
+    managed, stored = via_actor(None, "off"), via_actor(False, 0.99)
+    assert abs(stored.top[0].prob - want.top[0].prob) < 1e-6 and stored.unknown is True
+    assert abs(managed.top[0].prob - want.top[0].prob) > 1e-6 and managed.unknown is None
