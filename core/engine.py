@@ -603,6 +603,8 @@ class Classifier:
                 t0 = time.perf_counter()
                 out = runner.top_k(tensors, k)
             per_item = (time.perf_counter() - t0) * 1000 / len(tensors)
+        reduced = str(getattr(runner, "precision", "fp32"))
+        precision = None if reduced in ("fp32", "float32") else reduced
         if not _all_finite(out):
             reason = "the model gave NaN or infinite scores for this input; no result"
             return [Prediction("", self.name, error=reason, error_reason=reason, untrained=self.untrained)
@@ -616,6 +618,7 @@ class Classifier:
                 top=[TopClass(int(i), self.labels[i], float(p)) for p, i in zip(ps, idx)],
                 untrained=self.untrained,
                 infer_ms=per_item,
+                precision=precision,
             )
             for ps, idx in out
         ]

@@ -35,6 +35,9 @@ class Prediction:
     # None: no unknown threshold in force (an ImageNet model, or "off"); True: the top-1 probability
     # is below the threshold, i.e. none of the model's classes (core/unknown.py)
     unknown: bool | None = None
+    # None: computed in fp32; else the reduced precision its batch ran in (``int8``, ``bf16``, or CUDA
+    # autocast's ``float16``/``bfloat16``), so its time_ms is never mistaken for an fp32 one
+    precision: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -42,8 +45,8 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of one input: path, model, untrained, top (index, label, prob), time_ms (load,
-        inference), and ``unknown`` (true/false) only when an unknown threshold is in force; or path, model,
-        untrained, error."""
+        inference), ``unknown`` (true/false) only when an unknown threshold is in force and ``precision``
+        only when the batch ran in reduced precision (e.g. ``"int8"``); or path, model, untrained, error."""
         if self.error is not None:
             return {"path": self.source, "model": self.model, "untrained": self.untrained, "error": self.error}
         out = {
@@ -55,4 +58,6 @@ class Prediction:
         }
         if self.unknown is not None:
             out["unknown"] = self.unknown
+        if self.precision is not None:
+            out["precision"] = self.precision
         return out

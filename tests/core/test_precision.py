@@ -71,6 +71,9 @@ def test_int8_is_verified_cached_and_starts_without_torch(tiny_dir: Path, photo_
     photos = sorted(photo_dir.iterdir())
     a, b = fp32.classify(photos, top_k=1), clf.classify(photos, top_k=1)
     assert [p.top[0].index for p in a] == [p.top[0].index for p in b]
+    # JSON marks reduced-precision timings (issue 19), fp32 records keep their old fields only
+    assert {p.precision for p in b} == {"int8"} and b[0].to_dict()["precision"] == "int8"
+    assert {p.precision for p in a} == {None} and "precision" not in a[0].to_dict()
 
     # a new process: the cached int8 graph and verdict are used as they are, without torch
     proc = subprocess.run(
