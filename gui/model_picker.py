@@ -10,9 +10,22 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QComboBox, QWidget
 
-from squeezelens.core.imagenet_results import SOURCE_URL, download_mb, imagenet_result
+from squeezelens.core.imagenet_results import (
+    SOURCE_URL,
+    SPEED_MACHINE,
+    SPEED_SOURCE_URL,
+    CpuSpeed,
+    cpu_speed,
+    download_mb,
+    imagenet_result,
+)
 
 OPEN_FOLDER = "\x00open-folder"
+
+
+def _speed(entry: object) -> CpuSpeed | None:
+    """timm's published CPU speed of a catalogue entry at the size the app runs it at, or None."""
+    return cpu_speed(entry.architecture, entry.input_side)  # type: ignore[attr-defined]
 
 
 class ModelPicker(QComboBox):
@@ -43,7 +56,11 @@ class ModelPicker(QComboBox):
     def display_name(entry: object) -> str:
         name = entry.architecture if entry.is_default_tag else entry.name  # type: ignore[attr-defined]
         facts = imagenet_result(entry.name)  # type: ignore[attr-defined]
-        size = f"  {facts.params_m:.1f}M params, {facts.top1:.1f}% top-1" if facts else ""
+        parts = [f"{facts.params_m:.1f}M params", f"{facts.top1:.1f}% top-1"] if facts else []
+        speed = _speed(entry)
+        if speed is not None:
+            parts.append(f"~{speed.ms_per_image:.0f} ms/image")
+        size = f"  {', '.join(parts)}" if parts else ""
         return f"{name}{size}  ({'cached' if entry.cached else 'needs download'})"  # type: ignore[attr-defined]
 
     @staticmethod
@@ -56,6 +73,14 @@ class ModelPicker(QComboBox):
             lines += [f"size: {facts.params_m:.2f} million parameters",
                       f"input size: {facts.img_size} x {facts.img_size} pixels (as evaluated)",
                       f"ImageNet top-1: {facts.top1:.2f}% (timm's published results, {SOURCE_URL})"]
+        side = e.input_side  # type: ignore[attr-defined]
+        if side:
+            lines.append(f"runs here at: {side} x {side} pixels")
+        speed = _speed(e)
+        if speed is not None:
+            lines.append(f"speed: {speed.gmacs:.2f} billion multiply-adds an image; {speed.images_per_s:.1f} images/s "
+                         f"({speed.ms_per_image:.0f} ms each) on {SPEED_MACHINE} "
+                         f"(timm's published CPU benchmark, {SPEED_SOURCE_URL})")
         if not e.cached:  # type: ignore[attr-defined]
             about = f", about {download_mb(facts):.0f} MB" if facts is not None else ""
             lines.append(f"Needs download: the weights are fetched from the Hugging Face Hub the first time "

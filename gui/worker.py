@@ -71,6 +71,8 @@ class CatalogueEntry:
     cached: bool
     license: str | None
     is_default_tag: bool
+    #: the side (pixels) of the square input the app feeds it (pretrained_cfg's input_size); 0 if unknown
+    input_side: int = 0
 
 
 @dataclass(frozen=True)
@@ -314,7 +316,7 @@ class InferenceWorker(QThread):
                 for t in info.tags:
                     entries.append(CatalogueEntry(
                         t.name, info.architecture, cached_weights(t.hf_hub_id) is not None, t.license,
-                        t is info.default,
+                        t is info.default, t.input_size[-1],
                     ))
         except Exception:  # noqa: BLE001 - the picker keeps the model it shows; the reason goes to stderr
             traceback.print_exc()

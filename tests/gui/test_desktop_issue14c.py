@@ -231,20 +231,24 @@ def test_secondary_text_contrast_at_least_4_5(qtbot: Any, which: str) -> None:
 def test_model_picker_facts_and_download(qtbot: Any) -> None:
     """Each variant shows its size and timm's published ImageNet top-1 (with the source in the tooltip);
     "needs download" is explained, and the Download action loads it through the normal path (modelChosen)."""
-    from squeezelens.core.imagenet_results import RESULTS, SOURCE_URL
+    from squeezelens.core.imagenet_results import RESULTS, SOURCE_URL, SPEED_SOURCE_URL
     from squeezelens.gui.model_picker import ModelPicker
     from squeezelens.gui.worker import CatalogueEntry
 
     picker = ModelPicker()
     qtbot.addWidget(picker)
     picker.set_catalogue([
-        CatalogueEntry("seresnext26d_32x4d.bt_in1k", "seresnext26d_32x4d", True, "apache-2.0", True),
-        CatalogueEntry("seresnext50_32x4d.racm_in1k", "seresnext50_32x4d", False, "apache-2.0", True),
+        CatalogueEntry("seresnext26d_32x4d.bt_in1k", "seresnext26d_32x4d", True, "apache-2.0", True, 224),
+        CatalogueEntry("seresnext50_32x4d.racm_in1k", "seresnext50_32x4d", False, "apache-2.0", True, 224),
+        CatalogueEntry("seresnext26ts.ch_in1k", "seresnext26ts", False, "apache-2.0", True, 0),
     ])
     picker.set_current("seresnext26d_32x4d")
-    assert "16.8M params" in picker.itemText(0) and "78.8% top-1" in picker.itemText(0)
+    # size, accuracy and speed at the size the app runs it at (timm's CPU benchmark: 22.357 ms at 224)
+    assert picker.itemText(0) == "seresnext26d_32x4d  16.8M params, 78.8% top-1, ~22 ms/image  (cached)"
     tip = picker.itemData(1, 3)
     assert "82.20%" in tip and SOURCE_URL in tip and "288 x 288" in tip
+    assert "runs here at: 224 x 224" in tip and "4.26 billion multiply-adds" in tip and SPEED_SOURCE_URL in tip
+    assert "ms/image" not in picker.itemText(2) and "multiply-adds" not in picker.itemData(2, 3)  # no row: no figure
     assert "Hugging Face Hub" in tip and f"about {RESULTS['seresnext50_32x4d.racm_in1k'].params_m * 4:.0f} MB" in tip
     assert not picker.download_action.isEnabled()  # the current one is cached
     chosen: list[str] = []
