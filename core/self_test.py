@@ -110,9 +110,52 @@ def check_photo_formats() -> str:
     return f"HEIC and AVIF read; colour profiles converted with LittleCMS {features.version('littlecms2')}"
 
 
+def check_fast_engine() -> str:
+    """OpenVINO, the int8/bf16 CPU engine (issue 19), compiles and runs a small ONNX graph on the CPU and
+    gets numpy's answer: a bundle that lost its CPU plugin or ONNX front end fails here, not in a user's
+    first ``--precision int8`` run. Without OpenVINO installed (from source) int8 runs on ONNX Runtime,
+    which is reported, not failed."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from .precision import openvino_available
+
+    if not openvino_available():
+        return "OpenVINO not installed: int8 runs on ONNX Runtime (slower); pip install 'squeezelens[openvino]'"
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from .runners import OvRunner
+
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((8, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "self_test",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(weight, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # what OpenVINO and ONNX Runtime both read
+    x = rng.standard_normal((1, 8)).astype(np.float32)
+    with tempfile.TemporaryDirectory(prefix="squeezelens-self-test-") as tmp:
+        path = Path(tmp) / "matmul.onnx"
+        onnx.save(model, str(path))
+        try:
+            y = OvRunner(path).logits(x)
+        except Exception as e:  # noqa: BLE001 - any failure here is what the check reports
+            raise SelfTestFailure(f"OpenVINO is installed but cannot run on this CPU: {type(e).__name__}: {e}") from e
+    if not np.allclose(y, x @ weight, atol=1e-4):
+        raise SelfTestFailure("OpenVINO ran a test graph and got the wrong answer")
+    import openvino
+
+    return f"OpenVINO {openvino.__version__.split('-')[0]} runs int8/bf16 on the CPU (plugin and ONNX front end load)"
+
+
 def core_checks() -> list[Check]:
     return [("sample image", check_sample_image), ("class names", check_class_names),
-            ("photo formats", check_photo_formats), ("classify", check_classify)]
+            ("photo formats", check_photo_formats), ("fast engine", check_fast_engine), ("classify", check_classify)]
 
 
 def run(extra_checks: Sequence[Check] = (), out: TextIO | None = None) -> int:
