@@ -148,7 +148,7 @@ def check_fast_engine() -> str:
             raise SelfTestFailure(f"OpenVINO is installed but cannot run on this CPU: {type(e).__name__}: {e}") from e
     if not np.allclose(y, x @ weight, atol=1e-4):
         raise SelfTestFailure("OpenVINO ran a test graph and got the wrong answer")
-    import openvino
+    import openvino  # type: ignore[import-untyped]  # no type information shipped
 
     return f"OpenVINO {openvino.__version__.split('-')[0]} runs int8/bf16 on the CPU (plugin and ONNX front end load)"
 
