@@ -35,7 +35,7 @@ def test_self_test_passes_offscreen(onnx_cache: str) -> None:
     assert "jpeg, png, gif, webp, tiff, bmp, svg readable" in out
     assert "mediaplugin" in out  # the backend's plugin file is named (ffmpeg on Linux)
     assert "HEIC and AVIF read; colour profiles converted with LittleCMS" in out
-    assert "  ok    fast engine: OpenVINO " in out  # dev installs it (the `openvino` extra)
+    assert "  ok    fast engine: int8 quantized, and run by OpenVINO " in out  # dev has the `openvino` extra
     assert "UNTRAINED" in out
     assert out.rstrip().endswith("self-test passed (9 checks)")
     assert "Traceback" not in proc.stderr
