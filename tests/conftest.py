@@ -6,7 +6,7 @@ import importlib.util
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -31,6 +31,11 @@ def _load_helper(filename: str) -> ModuleType:
         sys.modules[name] = module  # dataclasses look their module up while the class is built
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+# the odd-photo builders (ICC profiles, CMYK, bad EXIF), imported at module level by several test files:
+# `import squeezelens_tests_photo_files as pf` (this conftest runs before any test module is imported)
+_load_helper("photo_files.py")
 
 
 @pytest.fixture(scope="session")
@@ -109,6 +114,18 @@ def _closed_port_url() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture(autouse=True)
+def _squeezelens_logger_propagates() -> Iterator[None]:
+    """The CLI stops the ``squeezelens`` logger propagating (its warnings print once, in its format);
+    restored after each test so pytest's caplog, a root handler, still sees later tests' records."""
+    import logging
+
+    logger = logging.getLogger("squeezelens")
+    before = logger.propagate
+    yield
+    logger.propagate = before
 
 
 @pytest.fixture(autouse=True)

@@ -25,8 +25,11 @@ LOG_EVERY_S = 5.0
 
 
 def log_warnings_to_stderr() -> None:
-    """Warnings logged under ``squeezelens`` appear as ``squeezelens: warning: ...`` lines (set up once)."""
+    """Warnings logged under ``squeezelens`` appear as ``squeezelens: warning: ...`` lines (set up once), and
+    only so: a library that configures the root logger (ONNX Runtime's tools call ``logging.basicConfig``
+    when the int8 quantizer imports them) must not print each one a second time in its own format."""
     logger = logging.getLogger("squeezelens")
+    logger.propagate = False
     if not any(getattr(h, "_squeezelens_cli", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setLevel(logging.WARNING)

@@ -176,3 +176,25 @@ def test_option_errors_are_their_kind(monkeypatch, tmp_path: Path, args: list[st
     with pytest.raises(Exception) as info:
         classify.run(build_parser().parse_args(["classify", "x.jpg", *args]))
     assert type(info.value).__name__ == kind and str(info.value) == message
+
+
+def test_cli_warnings_print_once_when_a_library_configured_the_root_logger(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX Runtime's tools call logging.basicConfig when the int8 quantizer imports them; the frozen app
+    then printed every SqueezeLens warning twice, once as 'WARNING:squeezelens.core.precision:...'."""
+    import io
+    import logging
+
+    from squeezelens.cli.progress import log_warnings_to_stderr
+
+    monkeypatch.setattr(logging.getLogger("squeezelens"), "handlers", [])  # not an earlier test's closed stderr
+    root_stream = io.StringIO()
+    root_handler = logging.StreamHandler(root_stream)
+    logging.getLogger().addHandler(root_handler)
+    try:
+        log_warnings_to_stderr()
+        logging.getLogger("squeezelens.core.precision").warning("int8 precision refused: %s of 104 photos", "95.2%")
+    finally:
+        logging.getLogger().removeHandler(root_handler)
+    assert capsys.readouterr().err == "squeezelens: warning: int8 precision refused: 95.2% of 104 photos\n"
+    assert root_stream.getvalue() == ""

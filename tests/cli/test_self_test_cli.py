@@ -27,7 +27,7 @@ def test_missing_class_tables_fail_with_a_clear_line(monkeypatch: pytest.MonkeyP
     assert "  FAIL  class names: timm's ImageNet class names did not load (timm/data/_info is missing)" in text
     assert "  FAIL  classify: the top-5 has no class names: ['class " in text
     assert "  ok    sample image: " in text
-    assert text.rstrip().endswith("self-test FAILED: 2 of 4 checks: class names, classify")
+    assert text.rstrip().endswith("self-test FAILED: 2 of 5 checks: class names, classify")
 
 
 def test_cli_without_qt_checks_says_they_were_not_run(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,10 +1,7 @@
-"""Fixtures of the ONNX Runtime backend's tests (test_runners, test_onnx_export, test_graph_cache), and
-``photo_files`` (the odd-photo builders of ``photo_files.py``) made importable for every test here."""
+"""Fixtures of the ONNX Runtime backend's tests (test_runners, test_onnx_export, test_graph_cache)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,14 +14,6 @@ from squeezelens.core.paths import cache_dir
 from squeezelens.core.saved_model import save_model
 
 ARCH = "seresnext26d_32x4d"
-
-# --import-mode=importlib keeps test folders off sys.path: load the builders once by path, under the
-# name the tests import (`import photo_files`); conftest runs before any test module here is imported.
-if "photo_files" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("photo_files", Path(__file__).with_name("photo_files.py"))
-    assert _spec and _spec.loader
-    sys.modules["photo_files"] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules["photo_files"])
 
 
 def all_probs(preds, num_classes: int) -> np.ndarray:

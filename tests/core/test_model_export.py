@@ -56,7 +56,7 @@ def tricky_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def icc_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Photos whose colours are in their embedded ICC profile's space, not sRGB: a Display P3 JPEG (an
     iPhone's), an Adobe RGB PNG with alpha, and a CMYK JPEG with a CMYK profile."""
-    import photo_files as pf
+    import squeezelens_tests_photo_files as pf
     d = tmp_path_factory.mktemp("icc")
     pf.photo((160, 120), seed=1).save(d / "display_p3.jpg", quality=95, icc_profile=pf.profile_bytes("display_p3"))
     rgba = pf.photo((90, 130), seed=2).convert("RGBA")

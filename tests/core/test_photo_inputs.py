@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import photo_files as _odd  # made importable by conftest.py
 import pytest
+import squeezelens_tests_photo_files as _odd  # loaded by tests/conftest.py
 from PIL import Image, ImageCms, ImageOps
 
 from squeezelens.core.errors import ImageLoadError

@@ -140,7 +140,7 @@ def test_missing_ray_is_a_clear_usage_error(monkeypatch: pytest.MonkeyPatch) -> 
 def test_actor_follows_the_cli_options(tmp_path: Path, tiny_model: Path) -> None:
     """``--unknown-threshold`` and ``--no-colour-management`` reach every actor: a Display P3 photo
     is classified on the stored pixels, and the verdict uses the driver's threshold."""
-    from photo_files import photo, profile_bytes
+    from squeezelens_tests_photo_files import photo, profile_bytes
 
     from squeezelens.core.engine import Classifier
     from squeezelens.core.ray_engine import ClassifierActor, prediction_from_json

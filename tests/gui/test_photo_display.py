@@ -24,22 +24,8 @@ def qimage_array(image) -> np.ndarray:
     return arr[:, : image.width() * 3].reshape(image.height(), image.width(), 3).copy()
 
 
-def photo_files():
-    """tests/core/photo_files.py (profile builders), loaded by path."""
-    import importlib.util
-    import sys
-
-    name = "squeezelens_tests_photo_files"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "core" / "photo_files.py")
-        assert spec and spec.loader
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
 def test_display_converts_an_embedded_profile(tmp_path: Path, qapp) -> None:
-    files = photo_files()
+    import squeezelens_tests_photo_files as files  # loaded by tests/conftest.py
     icc = files.profile_bytes("prophoto")
     path = tmp_path / "prophoto.png"
     files.photo().save(path, icc_profile=icc)

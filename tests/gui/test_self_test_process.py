@@ -58,7 +58,7 @@ def test_missing_platform_plugin_is_reported_not_fatal(onnx_cache: str) -> None:
     assert "libqoffscreen" in out  # and it lists what is there
     assert "  FAIL  Qt multimedia backend: not checked: Qt did not start" in out
     assert "  ok    classify: " in out  # the model side still ran
-    assert "self-test FAILED: 4 of 8 checks: Qt platform plugin, Qt image formats, Qt multimedia backend" in out
+    assert "self-test FAILED: 4 of 9 checks: Qt platform plugin, Qt image formats, Qt multimedia backend" in out
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
@@ -87,7 +87,7 @@ def test_unreachable_display_is_a_fail_line_not_an_abort(onnx_cache: str) -> Non
     assert line.endswith("the other Qt checks run offscreen")
     for name in ("Qt image formats", "Qt multimedia backend", "Qt charts", "classify"):
         assert f"  ok    {name}: " in out, name
-    assert out.rstrip().endswith("self-test FAILED: 1 of 8 checks: Qt platform plugin")
+    assert out.rstrip().endswith("self-test FAILED: 1 of 9 checks: Qt platform plugin")
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
