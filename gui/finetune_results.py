@@ -184,8 +184,11 @@ class FinetuneResults(QSplitter):
         self.per_class.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # class order first
         self.per_class.setRowCount(len(r.per_class))
         for row, m in enumerate(r.per_class):
-            cells = [(m.name, m.name), (f"{m.precision:.1%}", m.precision), (f"{m.recall:.1%}", m.recall),
-                     (f"{m.f1:.2f}", m.f1), (str(m.support), m.support)]
+            if m.support:
+                cells = [(m.name, m.name), (f"{m.precision:.1%}", m.precision), (f"{m.recall:.1%}", m.recall),
+                         (f"{m.f1:.2f}", m.f1), (str(m.support), m.support)]
+            else:  # no validation image of this class: nothing was measured (as the CLI summary says)
+                cells = [(m.name, m.name), ("n/a", -1.0), ("n/a", -1.0), ("n/a", -1.0), ("0", 0)]
             for col, (text, value) in enumerate(cells):
                 item = _SortItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, value)

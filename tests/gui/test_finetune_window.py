@@ -206,7 +206,7 @@ def test_quick_run_shows_progress_curves_results_and_switches_the_main_window(
 
     # progress per batch, with an ETA
     assert any("features, batch" in f for _, _, f, _ in seen)
-    assert (4, 4, "epoch 4/4, batch 1/1", "training ETA 0:00") in seen  # 24 training vectors: 1 batch an epoch
+    assert (1000, 1000, "epoch 4/4, batch 1/1", "training ETA 0:00") in seen  # 24 training vectors: 1 batch an epoch
     assert any("ETA" in eta for *_, eta in seen)
     # one chart point per epoch, the run's own numbers
     assert [p[0] for p in w.results.loss_chart.points()] == [h.epoch for h in r.history]
