@@ -29,23 +29,43 @@ from squeezelens.core.finetune import (
 RUN_ID = 7
 
 
+class StandInRun:
+    """What the window holds while a run goes on (its id, ``cancel``, ``wait``), with no thread behind it."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def wait(self, timeout_ms: int = 0) -> bool:
+        return True
+
+
 @pytest.fixture
 def window(qtbot: Any, tmp_path: Path) -> Iterator[Any]:
-    """A Finetune window that believes run ``RUN_ID`` (deep, 20 epochs, 3 classes) is going on."""
+    """A Finetune window that believes run ``RUN_ID`` (deep, 20 epochs, 3 classes) is going on.
+
+    Not handed to ``qtbot.addWidget``: pytest-qt closes those before any fixture's teardown, i.e. while the
+    stand-in run still "goes on", and closing a window mid-run asks "Stop training?" in a modal box that
+    nobody answers offscreen (the module hung after its first test that way). The run ends first here.
+    """
     from squeezelens.gui.finetune_progress import RunProgress
     from squeezelens.gui.finetune_window import FinetuneWindow
     from squeezelens.gui.settings import AppSettings
 
     w = FinetuneWindow(AppSettings(), "seresnext26d_32x4d")
-    qtbot.addWidget(w)
     w.show()
     config = FinetuneConfig(data_dir=tmp_path, output_dir=tmp_path / "out", mode="deep", epochs=20, batch_size=4)
     w._run_config = config
     w._progress = RunProgress(config.mode, config.resolved_epochs, config.batch_size)
-    w.run = SimpleNamespace(run_id=RUN_ID)  # what _current() checks; no thread behind it
+    w.run = StandInRun(RUN_ID)  # what _current() checks
     yield w
-    w.run = None
+    w.run = None  # the run is over: closing asks nothing
+    w.close()
     assert w.shutdown(5000)  # the form's preview scan too
+    w.deleteLater()
 
 
 def _scan(tmp_path: Path, classes: int = 3, val_per_class: int = 4) -> DatasetScan:
