@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from squeezelens.core.finetune import EpochStats, FinetuneResult
 
 from .confusion_view import MAX_CELL_IMAGES, CellImages, ConfusionView
-from .finetune_form import WARN_STYLE
+from .finetune_form import warn_style
 from .training_chart import TrainingChart
 from .wording import plural
 
@@ -153,7 +153,8 @@ class FinetuneResults(QSplitter):
         for h in r.history:
             self.add_epoch(h)
         best = f"best epoch {r.best_epoch} of {len(r.history)}" + (" (stopped early)" if r.stopped_early else "")
-        untrained = (f'<br><span style="{WARN_STYLE}">The base model had no pretrained weights: these numbers '
+        warn = warn_style(self.palette())
+        untrained = (f'<br><span style="{warn}">The base model had no pretrained weights: these numbers '
                      'come from random features.</span>') if r.untrained_base else ""
         self.summary.setText(
             f'<span style="font-size: 15pt; font-weight: 600;">Validation accuracy {r.val_accuracy:.1%}</span>'

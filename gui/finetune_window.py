@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QIcon, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -50,7 +50,7 @@ from squeezelens.core.finetune import (
 from squeezelens.core.model_loader import is_saved_model_dir
 from squeezelens.core.progress_text import format_seconds
 
-from .finetune_form import ERROR_STYLE, WARN_STYLE, FinetuneForm
+from .finetune_form import FinetuneForm, error_style, warn_style
 from .finetune_progress import CHANCE_AFTER_EPOCHS, RunProgress, at_chance, chance_hint
 from .finetune_results import FinetuneResults
 from .finetune_run import FinetuneRun
@@ -87,6 +87,7 @@ class FinetuneWindow(QWidget):
         self._num_classes = 0  # from the run's scan (the chance-level hint needs it)
         self._untrained_base = False
         self._chance_hinted = False
+        self._status_error = False  # the status line shows an error (its colour follows the palette)
 
         self.form = FinetuneForm(settings, current_model, catalogue)
         self.form.changed.connect(self._on_form_changed)
@@ -164,8 +165,7 @@ class FinetuneWindow(QWidget):
         label.setObjectName(name)
         label.setTextFormat(Qt.TextFormat.PlainText)
         label.setWordWrap(True)
-        label.setStyleSheet(WARN_STYLE)
-        label.hide()
+        label.hide()  # styled when shown (warn_style of the palette then)
         return label
 
     @property
@@ -326,8 +326,9 @@ class FinetuneWindow(QWidget):
             self.results.add_warning(e.message)
             if e.kind == UNTRAINED_BASE:  # right after loading, before any training: say it now
                 self._untrained_base = True
-                self.untrained_banner.setText(f"\u26a0 {e.message[0].upper()}{e.message[1:]}. The results will "
-                                              "be far worse than with pretrained weights.")
+                self.untrained_banner.setText(f"\u26a0 Base model {e.message}. The results will be far worse "
+                                              "than with pretrained weights.")  # a model name keeps its case
+                self.untrained_banner.setStyleSheet(warn_style(self.palette()))
                 self.untrained_banner.show()
                 self.results.show_no_model("Training on a base model without pretrained weights...")
         if not self._cancelling:
@@ -366,6 +367,7 @@ class FinetuneWindow(QWidget):
         self._chance_hinted = True
         hint = chance_hint(e.stats.epoch, self._num_classes, self._untrained_base)
         self.hint_label.setText(f"\u26a0 {hint}")
+        self.hint_label.setStyleSheet(warn_style(self.palette()))
         self.hint_label.show()
         self.results.add_warning(hint)
         self._log(f"hint: {hint}")
@@ -433,8 +435,17 @@ class FinetuneWindow(QWidget):
 
     # -- helpers --------------------------------------------------------------------------------------
     def _show_status(self, text: str, error: bool = False) -> None:
-        self.status.setStyleSheet(ERROR_STYLE if error else "")
+        self._status_error = error
+        self.status.setStyleSheet(error_style(self.palette()) if error else "")
         self.status.setText(text)
+
+    def changeEvent(self, event: QEvent) -> None:
+        """A new palette (the desktop switched to dark): the warning and error colours follow it."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            for label in (self.untrained_banner, self.hint_label):
+                label.setStyleSheet(warn_style(self.palette()))
+            self.status.setStyleSheet(error_style(self.palette()) if self._status_error else "")
 
     def _log(self, text: str) -> None:
         self.results.add_log(text)

@@ -85,7 +85,7 @@ def test_untrained_base_is_said_before_training(window: Any) -> None:
     window._on_event(RUN_ID, WarningEvent("seresnext26d_32x4d has no pretrained weights (offline): training "
                                           "on random features", UNTRAINED_BASE))
     assert window.untrained_banner.isVisibleTo(window)
-    assert "no pretrained weights" in window.untrained_banner.text()
+    assert window.untrained_banner.text().startswith("\u26a0 Base model seresnext26d_32x4d has no pretrained weights")
     assert window.results.loss_chart.points() == []  # not one epoch yet
 
 
@@ -190,3 +190,32 @@ def test_per_class_metrics_say_na_without_validation_images(qtbot: Any) -> None:
     row = [results.per_class.item(1, c).text() for c in range(5)]
     assert row == ["dogs", "n/a", "n/a", "n/a", "0"]
     assert results.per_class.item(0, 1).text() == "50.0%"
+
+
+def _painted_contrast(widget: Any, area: Any) -> float:
+    """The best contrast of any painted pixel of ``widget`` in ``area`` against its palette's window colour."""
+    from squeezelens.gui.contrast import contrast_ratio
+
+    image = widget.grab(area).toImage()
+    bg = widget.palette().color(QPalette.ColorRole.Window)
+    return max(contrast_ratio(image.pixelColor(x, y), bg) for x in range(image.width()) for y in range(image.height()))
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_warnings_and_errors_are_readable_in_both_palettes(window: Any, dark: bool) -> None:
+    """The untrained banner and an error status as painted: at least 4.5:1 (WCAG AA) against the window.
+    Before: fixed #b26a00 / #c62828, 3.34:1 and 2.52:1 on the dark window (#b26a00 3.69:1 on Fusion's light one)."""
+    from squeezelens.gui.contrast import MIN_CONTRAST
+
+    if dark:
+        pal = _dark()
+        pal.setColor(QPalette.ColorRole.Window, QColor("#2b2b2b"))  # scripts/finetune_screenshot.py --dark
+        window.setPalette(pal)
+    window.setAutoFillBackground(True)
+    window._on_event(RUN_ID, WarningEvent("seresnext26d_32x4d has no pretrained weights (offline): training "
+                                          "on random features", UNTRAINED_BASE))
+    window._show_status("Cannot start: the folder needs at least 2 classes", error=True)
+    for label in (window.untrained_banner, window.status):
+        assert label.isVisibleTo(window)
+        area = label.geometry().translated(label.parentWidget().mapTo(window, label.parentWidget().rect().topLeft()))
+        assert _painted_contrast(window, area) >= MIN_CONTRAST, label.objectName() or "status"
