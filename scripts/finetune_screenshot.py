@@ -48,6 +48,8 @@ def _dark(app: Any) -> None:
                          (R.Mid, "#5a5a5a"), (R.PlaceholderText, "#a0a0a0"), (R.ToolTipBase, "#353535"),
                          (R.ToolTipText, "#e6e6e6")):
         pal.setColor(role, QColor(colour))
+    for role in (R.WindowText, R.Text, R.ButtonText):  # disabled controls look disabled (a run is going on)
+        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#808080"))
     app.setPalette(pal)
 
 
