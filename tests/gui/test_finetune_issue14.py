@@ -11,7 +11,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 
 from squeezelens.core.dataset_scan import DatasetScan, Sample
@@ -161,20 +160,36 @@ def test_charts_follow_the_dark_palette(qtbot: Any) -> None:
     assert c.legend().labelColor().lightness() > 180
 
 
-def test_the_last_point_is_not_clipped_and_an_equal_train_line_stays_visible(qtbot: Any) -> None:
-    """Before: x ended at the last epoch and y at 100 % (the end marker cut in half); train was drawn under
-    an equal validation line of the same width."""
-    from squeezelens.gui.training_chart import TrainingChart
+def _pixels_near(image: Any, colour: QColor, tolerance: int = 40) -> int:
+    """How many pixels of ``image`` are within ``tolerance`` (per channel) of ``colour``."""
+    want = (colour.red(), colour.green(), colour.blue())
+    count = 0
+    for x in range(image.width()):
+        for y in range(image.height()):
+            c = image.pixelColor(x, y)
+            count += max(abs(a - b) for a, b in zip((c.red(), c.green(), c.blue()), want, strict=True)) <= tolerance
+    return count
+
+
+def test_the_last_point_is_not_clipped_and_equal_lines_both_show(qtbot: Any) -> None:
+    """Before: x ended at the last epoch and y at 100 % (the end marker cut in half); the train line was hidden
+    under an equal validation line of the same width. Painted: both colours show in the plot area when the
+    two curves are equal (seen failing with the train line drawn on top: the validation colour was gone)."""
+    from squeezelens.gui.training_chart import TRAIN_COLOUR, VAL_COLOUR, TrainingChart
 
     chart = TrainingChart("Accuracy", percent=True)
     qtbot.addWidget(chart)
+    chart.resize(400, 300)
+    chart.show()
+    qtbot.waitExposed(chart)
     chart.reset(4)
     for epoch in range(1, 5):
-        chart.add_point(epoch, 1.0, 1.0)
+        chart.add_point(epoch, 0.5, 0.5)
     assert chart.x_axis.max() > 4 and chart.y_axis.max() > 100
-    assert chart.chart().series()[-1] is chart.train  # drawn last: on top
-    assert chart.val.pen().style() == Qt.PenStyle.DashLine
-    assert chart.train.pen().widthF() > chart.val.pen().widthF()
+    plot = chart.chart().plotArea().toRect().adjusted(2, 2, -2, -2)  # the lines, not the legend's markers
+    image = chart.grab(chart.mapFromScene(plot).boundingRect()).toImage()
+    train, val = _pixels_near(image, TRAIN_COLOUR), _pixels_near(image, VAL_COLOUR)
+    assert train > 150 and val > 150, (train, val)
 
 
 def test_per_class_metrics_say_na_without_validation_images(qtbot: Any) -> None:
