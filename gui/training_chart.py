@@ -60,6 +60,7 @@ class TrainingChart(QChartView):
         pen.setStyle(style)
         s.setPen(pen)
         s.setPointsVisible(True)
+        s.setMarkerSize(width + 4)  # by default the marker grows with the pen: heavy dots on the 4 px train line
         return s
 
     def apply_palette(self) -> None:
