@@ -193,6 +193,8 @@ class BatchWindow(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
+        # a long name keeps its end ("...-0001.jpg" vs "...-0002.jpg" stay apart); the tooltip has the whole path
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.verticalHeader().hide()
         self.thumbs = ThumbnailCache(parent=self)
         self.model.set_thumbnails(self.thumbs)  # only the rows painted ask for theirs

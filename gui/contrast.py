@@ -53,3 +53,25 @@ def secondary_text(palette: QPalette, background: QPalette.ColorRole = QPalette.
             break
         best_mixed = mixed
     return best_mixed
+
+
+def readable_on(colour: QColor, background: QColor, minimum: float = MIN_CONTRAST + 0.2) -> QColor:
+    """``colour`` as text on ``background``: unchanged when its contrast reaches ``minimum``, else mixed toward
+    black (on a light background) or white (on a dark one) in 5% steps until it does, so a warning's orange
+    stays orange and readable in both palettes (``#b26a00`` measured 3.34:1 on a dark ``#2b2b2b``).
+
+    ``minimum`` carries a 0.2 margin over :data:`MIN_CONTRAST` for antialiasing, as :func:`secondary_text`.
+    """
+    colour = over(colour, background)
+    if contrast_ratio(colour, background) >= minimum:
+        return colour
+    white, black = QColor(255, 255, 255), QColor(0, 0, 0)
+    end = black if contrast_ratio(black, background) >= contrast_ratio(white, background) else white
+    mixed = colour
+    for step in range(1, 21):
+        t = step / 20
+        mixed = QColor.fromRgbF(colour.redF() * (1 - t) + end.redF() * t, colour.greenF() * (1 - t) + end.greenF() * t,
+                                colour.blueF() * (1 - t) + end.blueF() * t)
+        if contrast_ratio(mixed, background) >= minimum:
+            break
+    return mixed

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import cast
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QIcon
+from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -41,6 +41,7 @@ from squeezelens.core.finetune import DEFAULT_EPOCHS, FinetuneConfig
 from squeezelens.core.model_loader import is_saved_model_dir
 from squeezelens.core.options import FINETUNE_MODES, FinetuneMode
 
+from .contrast import readable_on
 from .model_picker import ModelPicker
 from .settings import AppSettings
 from .tasks import Task, TaskContext, start_task
@@ -52,8 +53,21 @@ MODE_NAMES: dict[str, str] = {"quick": "Quick (new head, frozen backbone)", "dee
 PREVIEW_MAX_ENTRIES = 50_000
 PREVIEW_SKIPPED = 5  # unreadable files listed by name in the preview (all of them in the tooltip)
 PREVIEW_HINT = "Press Enter (or Browse...) to list the classes in this folder."
-ERROR_STYLE = "color: #c62828;"
-WARN_STYLE = "color: #b26a00;"
+#: Error and warning text colours (Material red 800, a dark orange), made readable on the palette's window
+#: colour by :func:`error_style` / :func:`warn_style` (4.5:1, WCAG AA; light and dark palettes).
+ERROR_COLOUR = "#c62828"
+WARN_COLOUR = "#b26a00"
+
+
+def error_style(palette: QPalette) -> str:
+    """The style sheet of error text on ``palette``'s window colour (``#c62828`` on a light window)."""
+    return f"color: {readable_on(QColor(ERROR_COLOUR), palette.color(QPalette.ColorRole.Window)).name()};"
+
+
+def warn_style(palette: QPalette) -> str:
+    """The style sheet of warning text on ``palette``'s window colour (``#b26a00`` on a light one, lighter on
+    a dark one)."""
+    return f"color: {readable_on(QColor(WARN_COLOUR), palette.color(QPalette.ColorRole.Window)).name()};"
 
 
 def default_output_for(data_folder: str) -> str:
@@ -426,7 +440,7 @@ class FinetuneForm(QWidget):
             return
         self.scan, self.scan_error = None, message
         self.preview.clear()
-        self.preview_note.setText(f'<span style="{ERROR_STYLE}">{html.escape(message)}</span>')
+        self.preview_note.setText(f'<span style="{error_style(self.palette())}">{html.escape(message)}</span>')
         self.previewFailed.emit(message)
 
     def show_scan(self, scan: DatasetScan) -> None:
@@ -441,12 +455,13 @@ class FinetuneForm(QWidget):
         split = f"{scan.val_split:.0%} held out for validation" if scan.val_split is not None else "val/ folder"
         lines = [f"{scan.num_classes} classes, {len(scan.train)} training and {len(scan.val)} validation "
                  f"images ({split})"]
-        lines += [f'<span style="{WARN_STYLE}">{html.escape(w)}</span>' for w in scan.warnings]
+        warn = warn_style(self.palette())
+        lines += [f'<span style="{warn}">{html.escape(w)}</span>' for w in scan.warnings]
         if scan.skipped:
             names = [f"{html.escape(s.path.name)}: {html.escape(s.reason)}" for s in scan.skipped[:PREVIEW_SKIPPED]]
             extra = len(scan.skipped) - PREVIEW_SKIPPED
             more = f"<br>... and {extra} more" if extra > 0 else ""
-            lines.append(f'<span style="{WARN_STYLE}">{plural(len(scan.skipped), "file")} will be skipped:</span><br>'
+            lines.append(f'<span style="{warn}">{plural(len(scan.skipped), "file")} will be skipped:</span><br>'
                          + "<br>".join(names) + more)
         self.preview_note.setText("<br>".join(lines))
         self.previewShown.emit()

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from squeezelens.core.finetune import EpochStats, FinetuneResult
 
 from .confusion_view import MAX_CELL_IMAGES, CellImages, ConfusionView
-from .finetune_form import WARN_STYLE
+from .finetune_form import warn_style
 from .training_chart import TrainingChart
 from .wording import plural
 
@@ -153,7 +153,8 @@ class FinetuneResults(QSplitter):
         for h in r.history:
             self.add_epoch(h)
         best = f"best epoch {r.best_epoch} of {len(r.history)}" + (" (stopped early)" if r.stopped_early else "")
-        untrained = (f'<br><span style="{WARN_STYLE}">The base model had no pretrained weights: these numbers '
+        warn = warn_style(self.palette())
+        untrained = (f'<br><span style="{warn}">The base model had no pretrained weights: these numbers '
                      'come from random features.</span>') if r.untrained_base else ""
         self.summary.setText(
             f'<span style="font-size: 15pt; font-weight: 600;">Validation accuracy {r.val_accuracy:.1%}</span>'
@@ -184,8 +185,11 @@ class FinetuneResults(QSplitter):
         self.per_class.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # class order first
         self.per_class.setRowCount(len(r.per_class))
         for row, m in enumerate(r.per_class):
-            cells = [(m.name, m.name), (f"{m.precision:.1%}", m.precision), (f"{m.recall:.1%}", m.recall),
-                     (f"{m.f1:.2f}", m.f1), (str(m.support), m.support)]
+            if m.support:
+                cells = [(m.name, m.name), (f"{m.precision:.1%}", m.precision), (f"{m.recall:.1%}", m.recall),
+                         (f"{m.f1:.2f}", m.f1), (str(m.support), m.support)]
+            else:  # no validation image of this class: nothing was measured (as the CLI summary says)
+                cells = [(m.name, m.name), ("n/a", -1.0), ("n/a", -1.0), ("n/a", -1.0), ("0", 0)]
             for col, (text, value) in enumerate(cells):
                 item = _SortItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, value)

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QIcon, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from squeezelens.core.catalogue import DEFAULT_MODEL
 from squeezelens.core.errors import SqueezeLensError
 from squeezelens.core.finetune import (
+    UNTRAINED_BASE,
     BatchEvent,
     DownloadEvent,
     EpochEvent,
@@ -49,7 +50,8 @@ from squeezelens.core.finetune import (
 from squeezelens.core.model_loader import is_saved_model_dir
 from squeezelens.core.progress_text import format_seconds
 
-from .finetune_form import ERROR_STYLE, FinetuneForm
+from .finetune_form import FinetuneForm, error_style, warn_style
+from .finetune_progress import CHANCE_AFTER_EPOCHS, RunProgress, at_chance, chance_hint
 from .finetune_results import FinetuneResults
 from .finetune_run import FinetuneRun
 from .model_picker import ModelPicker
@@ -81,6 +83,11 @@ class FinetuneWindow(QWidget):
         self._resume_after = 0
         self._run_ids = itertools.count(1)
         self._cancelling = False
+        self._progress: RunProgress | None = None  # the run's whole-run progress (all epochs and phases)
+        self._num_classes = 0  # from the run's scan (the chance-level hint needs it)
+        self._untrained_base = False
+        self._chance_hinted = False
+        self._status_error = False  # the status line shows an error (its colour follows the palette)
 
         self.form = FinetuneForm(settings, current_model, catalogue)
         self.form.changed.connect(self._on_form_changed)
@@ -125,6 +132,8 @@ class FinetuneWindow(QWidget):
         self.eta_label = QLabel()
         self.eta_label.setObjectName("etaLabel")
         self._idle_progress("")
+        self.untrained_banner = self._warning_label("untrainedBanner")  # shown before training starts
+        self.hint_label = self._warning_label("hintLabel")  # e.g. "the loss stays at chance level"
         self.status = QLabel("Choose a folder with one subfolder of images per class, then Start.")
         self.status.setTextFormat(Qt.TextFormat.PlainText)  # paths and messages, never markup
         self.status.setWordWrap(True)
@@ -142,11 +151,22 @@ class FinetuneWindow(QWidget):
         fl = QVBoxLayout(panel)
         fl.setContentsMargins(0, 0, 4, 0)
         fl.addWidget(self.form, 1)
+        fl.addWidget(self.untrained_banner)
+        fl.addWidget(self.hint_label)
         fl.addLayout(buttons)
         fl.addWidget(self.progress)
         fl.addWidget(self.status)
         panel.setMinimumWidth(340)
         return panel
+
+    @staticmethod
+    def _warning_label(name: str) -> QLabel:
+        label = QLabel()
+        label.setObjectName(name)
+        label.setTextFormat(Qt.TextFormat.PlainText)
+        label.setWordWrap(True)
+        label.hide()  # styled when shown (warn_style of the palette then)
+        return label
 
     @property
     def base_picker(self) -> ModelPicker:
@@ -198,6 +218,11 @@ class FinetuneWindow(QWidget):
         self.resume_button.hide()
         self.results.clear_for_run(config.resolved_epochs, resume)
         self.eta_label.clear()
+        self._progress = RunProgress(config.mode, config.resolved_epochs, config.batch_size)
+        self._num_classes = 0
+        self._untrained_base = self._chance_hinted = False
+        self.untrained_banner.hide()
+        self.hint_label.hide()
         self._busy("Starting...")
         run = FinetuneRun(config, next(self._run_ids), self)
         run.progressed.connect(self._on_event)
@@ -276,13 +301,21 @@ class FinetuneWindow(QWidget):
             self.results.add_epoch(e.stats)
             if e.eta_s is not None:
                 self.eta_label.setText(f"ETA {format_seconds(e.eta_s)}")
+            self._check_chance(e)
         elif isinstance(e, StageEvent):
-            if e.stage != "train":
+            if e.stage in ("scan", "load") or self._progress is None:  # nothing to count yet
                 self.progress.setRange(0, 0)
-                self.progress.setFormat(e.stage)
+            else:  # the bar keeps the whole run's progress through every stage
+                if e.stage in ("evaluate", "save"):
+                    self._progress.fraction = 1.0
+                self._show_fraction()
+            self.progress.setFormat(e.message if e.stage == "features" else e.stage)
             self.eta_label.clear()
         elif isinstance(e, ScanEvent):
             self.form.show_scan(e.scan)
+            self._num_classes = len(e.scan.class_names)
+            if self._progress is not None:
+                self._progress.set_val_images(len(e.scan.val))
             text = e.scan.summary().splitlines()[0]
         elif isinstance(e, DownloadEvent):
             if e.total:
@@ -291,6 +324,13 @@ class FinetuneWindow(QWidget):
             self.progress.setFormat("downloading weights %p%" if e.total else "downloading weights")
         elif isinstance(e, WarningEvent):
             self.results.add_warning(e.message)
+            if e.kind == UNTRAINED_BASE:  # right after loading, before any training: say it now
+                self._untrained_base = True
+                self.untrained_banner.setText(f"\u26a0 Base model {e.message}. The results will be far worse "
+                                              "than with pretrained weights.")  # a model name keeps its case
+                self.untrained_banner.setStyleSheet(warn_style(self.palette()))
+                self.untrained_banner.show()
+                self.results.show_no_model("Training on a base model without pretrained weights...")
         if not self._cancelling:
             self._show_status(text)
         if not isinstance(e, DownloadEvent):
@@ -300,17 +340,37 @@ class FinetuneWindow(QWidget):
         if e.eta_s is not None:
             scope = "features" if e.stage == "features" else "training"
             self.eta_label.setText(f"{scope} ETA {format_seconds(e.eta_s)}")
+        if self._progress is not None:
+            self._progress.update(e)
+            self._show_fraction()
         if e.stage == "train":
             self.progress.setFormat(f"epoch {e.epoch}/{e.epochs}, batch {e.batch}/{e.batches}")
-            self.progress.setRange(0, max(1, e.epochs * e.batches))
-            self.progress.setValue((e.epoch - 1) * e.batches + e.batch)
+        elif e.stage == "features":  # the slow part of a quick run: its count and time left on the bar
+            eta = f", ETA {format_seconds(e.eta_s)}" if e.eta_s is not None else ""
+            self.progress.setFormat(f"features, batch {e.batch}/{e.batches}{eta}")
         else:
-            what = "features" if e.stage == "features" else f"epoch {e.epoch}/{e.epochs} validation"
-            self.progress.setFormat(f"{what}, batch {e.batch}/{e.batches}")
-            self.progress.setRange(0, max(1, e.batches))
-            self.progress.setValue(e.batch)
+            self.progress.setFormat(f"epoch {e.epoch}/{e.epochs} validation, batch {e.batch}/{e.batches}")
         if not self._cancelling:
             self._show_status(describe_event(e))
+
+    def _show_fraction(self) -> None:
+        """The bar at the whole run's progress (0-1000, so ``%p`` reads in whole percent)."""
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(round(1000 * (self._progress.fraction if self._progress else 0.0)))
+
+    def _check_chance(self, e: EpochEvent) -> None:
+        """A deep run whose training loss is still at ln(classes) after the first epochs gets a hint (once)."""
+        config = self._run_config
+        if (self._chance_hinted or config is None or config.mode != "deep" or self._num_classes < 2
+                or e.stats.epoch < CHANCE_AFTER_EPOCHS or not at_chance(e.stats.train_loss, self._num_classes)):
+            return
+        self._chance_hinted = True
+        hint = chance_hint(e.stats.epoch, self._num_classes, self._untrained_base)
+        self.hint_label.setText(f"\u26a0 {hint}")
+        self.hint_label.setStyleSheet(warn_style(self.palette()))
+        self.hint_label.show()
+        self.results.add_warning(hint)
+        self._log(f"hint: {hint}")
 
     def _on_succeeded(self, run_id: int, r: FinetuneResult) -> None:
         if not self._current(run_id):
@@ -375,8 +435,17 @@ class FinetuneWindow(QWidget):
 
     # -- helpers --------------------------------------------------------------------------------------
     def _show_status(self, text: str, error: bool = False) -> None:
-        self.status.setStyleSheet(ERROR_STYLE if error else "")
+        self._status_error = error
+        self.status.setStyleSheet(error_style(self.palette()) if error else "")
         self.status.setText(text)
+
+    def changeEvent(self, event: QEvent) -> None:
+        """A new palette (the desktop switched to dark): the warning and error colours follow it."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            for label in (self.untrained_banner, self.hint_label):
+                label.setStyleSheet(warn_style(self.palette()))
+            self.status.setStyleSheet(error_style(self.palette()) if self._status_error else "")
 
     def _log(self, text: str) -> None:
         self.results.add_log(text)

@@ -30,6 +30,7 @@ from .config import (
     check_output_dir,
 )
 from .events import (
+    UNTRAINED_BASE,
     BatchEvent,
     DownloadEvent,
     EpochEvent,
@@ -46,7 +47,7 @@ from .result import FinetuneResult, ValPrediction
 from .run import finetune
 
 __all__ = [
-    "DEFAULT_EPOCHS", "DEFAULT_LR", "DEFAULT_WEIGHT_DECAY", "MODES",
+    "DEFAULT_EPOCHS", "DEFAULT_LR", "DEFAULT_WEIGHT_DECAY", "MODES", "UNTRAINED_BASE",
     "BatchEvent", "ClassMetrics", "DownloadEvent", "EpochEvent", "EpochStats", "EventFn", "FinetuneCancelled",
     "FinetuneConfig", "FinetuneEvent", "FinetuneResult", "Mode", "ScanEvent", "StageEvent", "ValPrediction",
     "WarningEvent", "check_output_dir", "describe_event", "finetune", "format_seconds",

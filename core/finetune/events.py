@@ -85,9 +85,18 @@ class EpochEvent:
 
 @dataclass(frozen=True)
 class WarningEvent:
-    """Something the user should know (small classes, untrained base, skipped files...)."""
+    """Something the user should know (small classes, untrained base, skipped files...).
+
+    ``kind`` names the warnings a GUI treats specially (:data:`UNTRAINED_BASE`: the base model has no
+    pretrained weights, emitted right after loading, before any training); ``""`` for the others.
+    """
 
     message: str
+    kind: str = ""
+
+
+#: :attr:`WarningEvent.kind` of "the base model has no pretrained weights" (sent before training starts).
+UNTRAINED_BASE = "untrained_base"
 
 
 FinetuneEvent = StageEvent | ScanEvent | DownloadEvent | BatchEvent | EpochEvent | WarningEvent

@@ -19,7 +19,7 @@ from typing import Any
 from ..dataset_scan import DatasetScan, ScanCancelled, SkippedFile, scan_dataset
 from ..errors import DownloadCancelled, FinetuneCancelled
 from .config import FinetuneConfig
-from .events import DownloadEvent, EventFn, FinetuneEvent, ScanEvent, StageEvent, WarningEvent
+from .events import UNTRAINED_BASE, DownloadEvent, EventFn, FinetuneEvent, ScanEvent, StageEvent, WarningEvent
 from .metrics import accuracy, class_metrics, confusion_matrix
 from .result import FinetuneResult, ValPrediction
 from .training import TrainOutcome
@@ -42,10 +42,10 @@ class RunState:
         if self._on_event is not None:
             self._on_event(event)
 
-    def warn(self, message: str) -> None:
-        """Record a warning for the result and emit it as a :class:`WarningEvent`."""
+    def warn(self, message: str, kind: str = "") -> None:
+        """Record a warning for the result and emit it as a :class:`WarningEvent` of ``kind``."""
         self.warnings.append(message)
-        self.emit(WarningEvent(message))
+        self.emit(WarningEvent(message, kind))
 
     def check_cancel(self, checkpoint: Path | None = None, epochs_done: int = 0) -> None:
         """Raise :class:`FinetuneCancelled` (carrying what can be resumed) when cancel is set."""
@@ -104,7 +104,7 @@ def finetune(
                                 "was not changed") from e
     if loaded.untrained:
         why = f" ({loaded.untrained_reason})" if loaded.untrained_reason else ""
-        run.warn(f"{loaded.name} has no pretrained weights{why}: training on random features")
+        run.warn(f"{loaded.name} has no pretrained weights{why}: training on random features", UNTRAINED_BASE)
     # a timm model: pretrained_cfg, reset_classifier and forward_head are timm's, not nn.Module's
     model: Any = loaded.model
     model.pretrained_cfg = pretrained_cfg_at_size(model, cfg.input_size)

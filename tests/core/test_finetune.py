@@ -351,3 +351,19 @@ def test_deep_mode_cancel_and_resume(small_shapes: Path, confident_weights: Path
     assert [h.epoch for h in result.history] == [1, 2] and result.history[0] == epoch1
     assert (tmp_path / "deep" / "model.safetensors").is_file()
     assert not checkpoint_path(cfg).exists()
+
+
+def test_an_untrained_base_is_announced_before_any_training(small_shapes: Path, tmp_path: Path) -> None:
+    """Issue 14: the GUI says "no pretrained weights" before training, so the event must come before it,
+    marked with its kind (before: a plain WarningEvent, which the window could only list after the run)."""
+    from squeezelens.core.finetune import UNTRAINED_BASE, WarningEvent
+
+    events: list[Any] = []
+    finetune(FinetuneConfig(small_shapes, tmp_path / "m", model=ARCH, input_size=32, epochs=1,
+                            device="cpu", feature_cache_dir=tmp_path / "features", allow_download=False),
+             on_event=events.append)
+    untrained = [i for i, e in enumerate(events) if isinstance(e, WarningEvent) and e.kind == UNTRAINED_BASE]
+    assert len(untrained) == 1 and "no pretrained weights" in events[untrained[0]].message
+    first_work = next(i for i, e in enumerate(events) if isinstance(e, BatchEvent))
+    assert untrained[0] < first_work
+    assert not [e for e in events if isinstance(e, WarningEvent) and e.kind and e.kind != UNTRAINED_BASE]

@@ -190,6 +190,27 @@ def _dangling_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _no_unanswered_modal_boxes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail, instead of hanging for ever, when a test reaches one of QMessageBox's modal static boxes.
+
+    Offscreen nobody clicks: ``QMessageBox.question`` & co. run a nested event loop that never returns
+    (tests/gui/test_finetune_issue14.py hung that way in pytest-qt's close of a window mid-run). A test
+    that expects a box patches it (or the window's ``_confirm``) itself; its patch replaces this one.
+    """
+    from PySide6.QtWidgets import QMessageBox
+
+    def unanswered(name: str) -> Callable[..., Any]:
+        def box(*args: Any, **kwargs: Any) -> Any:
+            shown = [a for a in args[1:3] if isinstance(a, str)]
+            raise AssertionError(f"a modal QMessageBox.{name} was shown and nobody would answer it: {shown}")
+
+        return box
+
+    for name in ("question", "warning", "critical", "information", "about"):
+        monkeypatch.setattr(QMessageBox, name, staticmethod(unanswered(name)))
+
+
+@pytest.fixture(autouse=True)
 def _private_settings(tmp_path: Path) -> None:
     """QSettings (INI, user scope) in this test's temp folder: never the developer's own settings."""
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
