@@ -13,6 +13,9 @@ One Classifier (``--precision``, default ``auto``) serves every in-process path,
   ``forward_head(pre_logits=True)``, on ONNX Runtime; batches of 16, ONNX Runtime runs of 4);
 - ``finetune feature pass (torch)``: the same call on eager torch fp32 (what it was before, and the
   fallback without ONNX Runtime);
+- ``exported model``: the file ``squeezelens export`` writes (``core.model_export.export_model``,
+  fp32), run as a user of that file runs it: ``core/onnx_reference.py``'s ONNX Runtime session
+  (its defaults), one preprocessed image per ``session.run``;
 - ``bare runner (fp32 graph)``: only when the classifier runs a reduced precision: the fp32 graph's
   runner, the fair reference for the fp32 feature pass.
 
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--no-cli", action="store_true", help="leave out the CLI process (slow on a busy machine)")
+    ap.add_argument("--no-export", action="store_true", help="leave out the exported-model file")
     args = ap.parse_args(argv)
 
     from PIL import Image
@@ -123,6 +127,30 @@ def main(argv: list[str] | None = None) -> int:
         for p in photos:
             (folder / p.name).write_bytes(p.read_bytes())
 
+        exported = None
+        if not args.no_export:
+            from squeezelens.core import onnx_reference
+            from squeezelens.core.model_export import export_model
+
+            t0 = time.perf_counter()
+            export_dir = Path(tempfile.mkdtemp(prefix="squeezelens-bench-export-"))  # not in the CLI's folder
+            summary = export_model(args.model, export_dir / "model.onnx", allow_download=False)
+            session = onnx_reference.open_session(str(summary.path))
+            meta = onnx_reference.read_metadata(session)
+            exported_xs = [onnx_reference.preprocess(onnx_reference.load_rgb(str(p)),
+                                                     meta[onnx_reference.PREPROCESSING_KEY])[None] for p in photos]
+            exported = (session, session.get_inputs()[0].name, exported_xs)
+            print(f"exported {summary.path.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - t0:.1f} s")
+
+        def exported_file() -> None:
+            if exported is None:
+                return
+            session, input_name, inputs = exported
+            for x in inputs:
+                t = time.perf_counter()
+                onnx_reference.softmax(session.run(None, {input_name: x})[0])
+                add("exported model (onnx_reference session)", (time.perf_counter() - t) * 1000)
+
         def cli() -> None:
             proc = subprocess.run(
                 [sys.executable, "-m", "squeezelens", "classify", str(folder), "--model", args.model, "--offline",
@@ -135,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             for r in json.loads(proc.stdout):
                 add("CLI classify", r["time_ms"]["inference"])
 
-        rounds = [bare, bare_fp32, single, batch, camera, features, features_torch] + ([] if args.no_cli else [cli])
+        rounds = [bare, bare_fp32, single, batch, camera, features, features_torch, exported_file]
+        rounds += [] if args.no_cli else [cli]
         for f in rounds:  # warm-up (the torch module is built on first use)
             f()
         times.clear()
