@@ -116,6 +116,10 @@ def test_quick_mode_learns_the_classes(quick: QuickRun) -> None:
     assert cfg["pretrained_cfg"]["input_size"] == [3, SIZE, SIZE]
     assert "test_input_size" not in cfg["pretrained_cfg"]
     assert cfg["squeezelens_finetune"]["mode"] == "quick"
+    # the precision fidelity check's own photos: 16 of the 32 validation images, every class among them
+    listed = [Path(p) for p in cfg["squeezelens_finetune"]["fidelity_images"]]
+    val = {p.path.resolve() for p in r.val_predictions}
+    assert len(listed) == 16 and set(listed) <= val and {p.parent.name for p in listed} == set(r.class_names)
 
 
 @pytest.mark.slow
