@@ -49,6 +49,11 @@ GRAPH_KIND = "features"
 VERIFY_RTOL = 1e-4
 
 
+#: Features graphs kept in the graph cache (the most recently used; about 50 MB each for
+#: seresnext26d_32x4d): one per backbone, and quick-finetuning a deep-finetuned model makes another.
+MAX_FEATURE_GRAPHS = 3
+
+
 class FeatureRunner(Protocol):
     """What computes pooled pre-logits features for :func:`.feature_cache.extract_features`."""
 
@@ -284,13 +289,51 @@ def open_feature_runner(model: Any, data_config: Mapping[str, Any], device: str 
     key = features_graph_key(model, data_config)
     graph = graph_cache.find_graph(key)
     try:
+        runner = None
         if graph is not None:
             try:
-                return OrtFeatureRunner(graph)
+                runner = OrtFeatureRunner(graph)
             except Exception as e:  # a damaged entry: exported again below
                 graph_cache.discard(key, f"ONNX Runtime cannot open it ({type(e).__name__})")
-        return OrtFeatureRunner(export_features_graph(model, key, data_config))
+        if runner is None:
+            runner = OrtFeatureRunner(export_features_graph(model, key, data_config))
+        prune_feature_graphs(key)
+        return runner
     except Exception as e:  # never worse than torch
         reason = e.reason if isinstance(e, SqueezeLensError) else f"{type(e).__name__}: {e}"
         (on_warning or log.warning)(f"the feature pass runs on torch (ONNX Runtime not used: {reason})")
         return TorchFeatureRunner(model, device)
+
+
+def prune_feature_graphs(used: str, keep: int = MAX_FEATURE_GRAPHS) -> list[str]:
+    """Mark features graph ``used`` as just used (its folder's mtime) and delete the least recently
+    used features graphs beyond ``keep``. Logits graphs are never touched (their requests prune them,
+    :mod:`.graph_cache`). Problems are logged, never raised: it is only a cache.
+
+    Returns:
+        The keys deleted.
+    """
+    import json
+    import os
+    import shutil
+
+    root = graph_cache.cache_dir("onnx", create=False)
+    found: list[tuple[float, str]] = []
+    try:
+        os.utime(root / used)
+        for d in root.iterdir():
+            if d.name.startswith(".") or d.name == used or not d.is_dir():
+                continue
+            try:
+                meta = json.loads((d / graph_cache.META_FILE).read_text(encoding="utf-8"))
+                if isinstance(meta, dict) and meta.get("graph") == GRAPH_KIND:
+                    found.append((d.stat().st_mtime, d.name))
+            except (OSError, ValueError):
+                continue
+    except OSError as e:
+        log.warning("features graphs were not pruned (%s)", e)
+        return []
+    gone = [name for _, name in sorted(found, reverse=True)[max(0, keep - 1):]]
+    for name in gone:
+        shutil.rmtree(root / name, ignore_errors=True)
+    return gone

@@ -166,3 +166,23 @@ def test_vectors_of_a_fallback_runner_are_not_stored_under_the_onnx_key(
     assert isinstance(runner.opened, TorchFeatureRunner) and runner.identity["engine"] == "torch"
     assert feats.vectors.shape == (3, net.num_features)
     assert "unsupported operator" in caplog.text
+
+
+def test_only_the_most_recently_used_feature_graphs_are_kept(net: torch.nn.Module) -> None:
+    import json
+    import os
+
+    root = graph_cache.cache_dir("onnx")
+    for i, kind in enumerate(["features", "features", "features", None, "features"]):  # oldest first
+        d = root / f"old{i}"
+        d.mkdir()
+        (d / graph_cache.META_FILE).write_text(json.dumps({"graph": kind} if kind else {"labels": ["a"]}))
+        os.utime(d, (1_000_000 + i, 1_000_000 + i))
+    runner = open_feature_runner(net, data_config(net), "cpu")  # exports one more, the newest
+    assert isinstance(runner, OrtFeatureRunner)
+    left = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "requests")
+    # MAX_FEATURE_GRAPHS = 3: the one just used and the two most recent others; the logits graph stays
+    assert left == sorted([runner.graph.key, "old4", "old2", "old3"])
+    # using an old one again makes it the newest: with room for two, it and the exported one stay
+    assert feature_graph.prune_feature_graphs("old2", keep=2) == ["old4"]
+    assert graph_cache.find_graph(runner.graph.key) is not None and (root / "old2").is_dir()
