@@ -333,9 +333,11 @@ def store_verdict(graph_dir: Path, verdict: Fidelity) -> None:
 
 def open_mode(
     graph_path: Path, precision: str, transform: Callable[[Image.Image], np.ndarray],
+    extra_photos: Sequence[Path] = (),
 ) -> tuple[LogitsRunner, str]:
     """The runner of ``precision`` for the fp32 graph at ``graph_path``: quantizes to ``model.int8.onnx``
-    first when that is not cached yet (calibrated on the bundled photos).
+    first when that is not cached yet (calibrated on the bundled photos and ``extra_photos``, a
+    finetuned model's own validation images, :func:`model_photos`; one view each).
 
     Returns:
         (runner, engine name).
@@ -347,7 +349,7 @@ def open_mode(
     if precision == "int8":
         int8 = graph_path.with_name(INT8_FILE)
         if not int8.is_file():
-            calibration = photo_inputs(transform, views=False)
+            calibration = photo_inputs(transform, extra_photos, views=False)
             quantize_int8_fn()(graph_path, int8, (x[None] for x in calibration))
         engine = int8_engine()
         return (OvRunner(int8) if engine == "openvino" else OrtRunner(int8)), engine
@@ -416,7 +418,8 @@ def choose(requested: str, graph_path: Path, fp32: LogitsRunner, transform: Call
                 notes.append(f"{mode} refused for this model: {known.reason}")
                 continue
         try:
-            runner, engine = opener(graph_path, mode, transform)
+            runner, engine = (open_mode(graph_path, mode, transform, extra_photos) if default_opener
+                              else opener(graph_path, mode, transform))
         except Exception as e:
             reason = e.reason if isinstance(e, ExportError) else f"{type(e).__name__}: {e}"
             notes.append(f"{mode} refused: {reason}")

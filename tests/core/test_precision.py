@@ -145,3 +145,23 @@ def test_model_photos_of_a_model_finetuned_before_the_list(tmp_path: Path, photo
     assert precision.model_photos(tmp_path / "no-such-model") == [] and precision.model_photos(None) == []
     spread = precision.pick_spread([Path(f"{i:03d}") for i in range(100)], 4)
     assert spread == [Path(f"{i:03d}") for i in (0, 25, 50, 75)]
+
+
+def test_int8_is_calibrated_on_the_models_own_validation_images_too(tiny_dir: Path, photo_dir: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    own = sorted(photo_dir.iterdir())[:3]
+    cfg_path = tiny_dir / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["squeezelens_finetune"] = {precision.MODEL_PHOTOS_KEY: [str(p) for p in own]}
+    cfg_path.write_text(json.dumps(cfg))
+    seen: list[int] = []
+
+    def recording_quantizer(src: Path, dst: Path, calibration) -> None:
+        seen.append(len(list(calibration)))
+        raise ExportError("stopped after calibration")  # no real quantization: only what it was given matters
+
+    monkeypatch.setattr(precision, "native_int8", lambda: True)
+    monkeypatch.setattr(precision, "quantize_int8_fn", lambda: recording_quantizer)
+    clf = Classifier.load(str(tiny_dir), device="cpu", precision="int8", export="wait")
+    assert seen == [len(precision.photo_paths()) + 3]  # one view of each bundled photo and each of the model's
+    assert clf.precision == "fp32" and "stopped after calibration" in clf.precision_note
