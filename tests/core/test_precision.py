@@ -27,7 +27,7 @@ class PerturbingRunner(OrtRunner):
         return out + np.random.default_rng(len(batch)).normal(0, 3.0, out.shape).astype(np.float32)
 
 
-def broken_opener(graph_path: Path, mode: str, transform) -> tuple[OrtRunner, str]:
+def broken_opener(graph_path: Path, mode: str, transform, extra_photos=()) -> tuple[OrtRunner, str]:
     return PerturbingRunner(graph_path), "broken"
 
 
