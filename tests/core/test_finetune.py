@@ -92,6 +92,8 @@ def test_quick_mode_learns_the_classes(quick: QuickRun) -> None:
     assert [m.support for m in r.per_class] == [8, 8, 8, 8]
     assert all(m.recall >= 0.75 and m.precision >= 0.75 for m in r.per_class)
     assert r.cache_misses == 160 and r.cache_hits == 0
+    # the features came from ONNX Runtime's features graph (exported now), not from the torch fallback
+    assert r.timings["features_graph"] > 0 and not any("runs on torch" in w for w in r.warnings), r.warnings
     assert 1 <= r.best_epoch <= len(r.history) and r.history[r.best_epoch - 1].val_acc == r.val_accuracy
     assert {p.path for p in r.misclassified} == {p.path for p in r.val_predictions if not p.correct}
     for t in range(4):
