@@ -197,6 +197,7 @@ class Classifier:
         fast = cls._load_cached_graph(model, weights, device, backend, fast_decode, allow_download, progress, cancel)
         if fast is not None:
             fast.requested_precision = str(precision)
+            fast.fidelity_photos = precision_modes.model_photos(model) if precision != "fp32" else ()
             fast._adopt_precision(fast._runner, wait=export == "wait")
             return fast
         dev = pick_device(device)
@@ -211,6 +212,7 @@ class Classifier:
             return clf
         clf = cls(loaded, "cpu", fast_decode=fast_decode)
         clf.requested_precision = str(precision)
+        clf.fidelity_photos = precision_modes.model_photos(model) if precision != "fp32" else ()
         wait = backend == "onnxruntime" or export == "wait"
         clf._adopt_onnx(model, weights, ort_device=dev, wait=wait, strict=backend == "onnxruntime")
         return clf

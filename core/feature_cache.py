@@ -41,9 +41,12 @@ from .state_digest import state_digest
 if TYPE_CHECKING:
     import torch
 
+    from .feature_graph import FeatureRunner
+
 #: Bumped when the stored layout, the meaning of a feature or the key's digest changes (2: the
-#: backbone digest became :func:`.state_digest.state_digest`, so keys made with format 1 are misses).
-CACHE_FORMAT = 2
+#: backbone digest became :func:`.state_digest.state_digest`, so keys made with format 1 are misses;
+#: 3: the key names the extractor, engine and precision, so torch-made vectors of format 2 are misses).
+CACHE_FORMAT = 3
 
 #: (images done, images to extract, seconds elapsed) after each extracted batch.
 BatchFn = Callable[[int, int, float], None]
@@ -87,8 +90,14 @@ def backbone_digest(model: torch.nn.Module) -> str:
     return state_digest(model, exclude=(head,) if isinstance(head, str) else tuple(head))
 
 
-def model_key(model: Any, data_config: Mapping[str, Any], decode_min_side: int | None) -> str:
-    """The cache key of a feature extractor: architecture, backbone weights, preprocessing, pooling."""
+def model_key(model: Any, data_config: Mapping[str, Any], decode_min_side: int | None,
+              extractor: Mapping[str, str] | None = None) -> str:
+    """The cache key of a feature extractor: architecture, backbone weights, preprocessing, pooling,
+    and what computes the features (``extractor``: :attr:`.feature_graph.FeatureRunner.identity`,
+    i.e. engine, device, precision and graph kind; default eager torch fp32 on the CPU), so vectors
+    of another engine or precision are never mixed in with these."""
+    if extractor is None:
+        extractor = {"engine": "torch", "device": "cpu", "precision": "fp32", "graph": "eager"}
     arch = (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or type(model).__name__
     parts = {
         "format": CACHE_FORMAT,
@@ -98,6 +107,7 @@ def model_key(model: Any, data_config: Mapping[str, Any], decode_min_side: int |
         "decode_min_side": decode_min_side,
         "pool": str(getattr(model, "global_pool", "")),
         "features": "forward_head(pre_logits=True)",
+        "extractor": dict(sorted(extractor.items())),
     }
     text = json.dumps(parts, sort_keys=True, default=str)
     return f"{arch}-{hashlib.blake2b(text.encode(), digest_size=16).hexdigest()}"
@@ -272,6 +282,7 @@ def extract_features(
     decode_min_side: int | None = None,
     on_batch: BatchFn | None = None,
     cancel: threading.Event | None = None,
+    runner: FeatureRunner | None = None,
 ) -> Features:
     """Pooled pre-logits features of ``paths``: from the cache where present, else by a forward pass.
 
@@ -283,8 +294,17 @@ def extract_features(
         decode_min_side: JPEG reduced-scale decode bound (see ``images.open_image``).
         on_batch: progress after each extracted batch (cache hits are not reported as batches).
         cancel: checked before each batch; raises :class:`Cancelled`.
+        runner: what computes the features (:func:`.feature_graph.open_feature_runner`: the ONNX
+            Runtime features graph on the CPU); default eager torch on ``device``. ``cache`` must
+            be keyed with its :attr:`~.feature_graph.FeatureRunner.identity`.
     """
     import torch
+
+    from .feature_graph import TorchFeatureRunner
+
+    if runner is None:
+        runner = TorchFeatureRunner(model, device)
+    keyed_as = runner.identity  # vectors are stored only while the runner is still what the key names
 
     t0 = time.perf_counter()
     keys: list[str | None] = []
@@ -312,13 +332,10 @@ def extract_features(
             except ImageLoadError as e:
                 failed[i] = e.reason
         if tensors:
-            with torch.inference_mode():
-                x = torch.stack(tensors).to(device)
-                feats = model.forward_head(model.forward_features(x), pre_logits=True)
-                feats = feats.float().cpu().numpy()
+            feats = runner.features(torch.stack(tensors))
             new = {i: feats[j] for j, i in enumerate(idx)}
             vectors.update(new)
-            if cache is not None:
+            if cache is not None and runner.identity == keyed_as:
                 cache.put_many({keys[i]: v for i, v in new.items()})  # type: ignore[misc]
         done += len(chunk)
         if on_batch is not None:

@@ -75,17 +75,23 @@ def cache_versions() -> dict[str, Any]:
 
 # -- keys ----------------------------------------------------------------------------------------
 def graph_key(architecture: str, num_classes: int, input_size: Sequence[int], weights_digest: str, *,
-              labels: Sequence[str] = (), data_config: Mapping[str, Any] | None = None) -> str:
+              labels: Sequence[str] = (), data_config: Mapping[str, Any] | None = None,
+              graph: str = "logits") -> str:
     """The cache key of one exported graph: 32 hex characters (SHA-256 of the identity, cut).
 
     Args:
         weights_digest: :func:`.state_digest.state_digest` of the whole model.
         labels: the class names (a graph's meta carries them to the torch-free start).
         data_config: the preprocessing (input size, crop, interpolation, mean/std), likewise.
+        graph: what the graph outputs: ``logits`` (the classifier's graph; its keys are those made
+            before graph kinds existed) or ``features`` (:mod:`.feature_graph`), so the two graphs
+            of one model never share a key.
     """
     ident = {"arch": architecture, "classes": int(num_classes), "input": [int(x) for x in input_size],
              "weights": weights_digest, "labels": [str(x) for x in labels],
              "data": _json_safe(dict(data_config or {})), **cache_versions()}
+    if graph != "logits":
+        ident["graph"] = graph
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -175,9 +181,13 @@ def meta_problem(meta: Any, key: str | None = None) -> str | None:
     labels, n, cfg = meta.get("labels"), meta.get("num_classes"), meta.get("data_config")
     if not isinstance(meta.get("name"), str) or not isinstance(meta.get("architecture"), str):
         return "the record has no model name"
-    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels) or labels == []:
+    if meta.get("graph", "logits") == "features":  # a features graph (.feature_graph): no classes
+        width = meta.get("num_features")
+        if not isinstance(width, int) or width < 1:
+            return "the features graph's record has no feature width"
+    elif not isinstance(labels, list) or not all(isinstance(x, str) for x in labels) or labels == []:
         return "the record's class names are not a list of strings"
-    if not isinstance(n, int) or n != len(labels):
+    elif not isinstance(n, int) or n != len(labels):
         return "the record's class count does not match its class names"
     if not isinstance(cfg, dict):
         return "the record has no data config"

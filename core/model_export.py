@@ -237,7 +237,9 @@ def export_model(
     config = saved_config(model, weights)
     preprocessing_metadata(cfg)  # refuse before any export work
     calib = calibration_paths(calibration, config) if quantize else []
-    key = graph_cache.graph_key(loaded.architecture, len(loaded.labels), cfg["input_size"], state_digest(loaded.model))
+    # the classifier's key (engine.Classifier._adopt_onnx): the app's verified graph is reused, not exported again
+    key = graph_cache.graph_key(loaded.architecture, len(loaded.labels), cfg["input_size"], state_digest(loaded.model),
+                                labels=loaded.labels, data_config=cfg)
     graph = graph_cache.find_graph(key) or onnx_export.export_graph(
         loaded.model, key, graph_cache.model_meta(loaded, cfg))
     source = str(Path(model).resolve()) if model is not None and Path(model).is_dir() else (model or loaded.name)

@@ -35,13 +35,15 @@ OPSET = 17
 VERIFY_ATOL = 1e-4
 
 
-def export_onnx(model: torch.nn.Module, input_size: Sequence[int], path: Path) -> str:
+def export_onnx(model: torch.nn.Module, input_size: Sequence[int], path: Path, *,
+                output_name: str = OUTPUT_NAME) -> str:
     """Write ``model`` (CPU, eval) to ``path`` as ONNX with a dynamic batch axis.
 
     Args:
         model: the torch module, on the CPU in eval mode.
         input_size: (3, H, W) of one input.
         path: the ``.onnx`` file to write.
+        output_name: the graph output's name (``logits``; ``features`` for :mod:`.feature_graph`).
 
     Returns:
         The exporter that managed it: ``"torchscript"`` or ``"torch.export"``.
@@ -60,8 +62,8 @@ def export_onnx(model: torch.nn.Module, input_size: Sequence[int], path: Path) -
             kw: dict[str, Any] = {"dynamo": False} if "dynamo" in params else {}
             with torch.inference_mode(False), torch.no_grad():
                 torch.onnx.export(
-                    model, (x,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                    dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                    model, (x,), str(path), input_names=[INPUT_NAME], output_names=[output_name],
+                    dynamic_axes={INPUT_NAME: {0: "batch"}, output_name: {0: "batch"}},
                     opset_version=OPSET, do_constant_folding=True, **kw,
                 )
             return "torchscript"
@@ -74,7 +76,7 @@ def export_onnx(model: torch.nn.Module, input_size: Sequence[int], path: Path) -
                 with torch.inference_mode(False), torch.no_grad():
                     torch.onnx.export(
                         model, (x,), str(path), dynamo=True, input_names=[INPUT_NAME],
-                        output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},), external_data=False,
+                        output_names=[output_name], dynamic_shapes=({0: batch},), external_data=False,
                         verbose=False,
                     )
                 return "torch.export"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -49,8 +50,14 @@ MIN_AGREEMENT = 0.99
 MAX_PROB_DIFF = 0.02
 #: ``auto`` takes a mode only if its time per image in the check was at most this fraction of fp32's.
 AUTO_MAX_TIME_RATIO = 0.95
-#: Bump when the check, its photos or the quantization change: older verdicts are then redone.
-CHECK_FORMAT = 1
+#: Bump when the check, its photos or the quantization change: older verdicts are then redone
+#: (2: a finetuned model's own validation images join the bundled photos, :func:`model_photos`).
+CHECK_FORMAT = 2
+#: A finetuned model's validation images in the check, at most (each in 8 views, like the bundled
+#: 13: 16 more photos add 128 inputs to the 104, so the check's time about doubles at most).
+MAX_MODEL_PHOTOS = 16
+#: ``config.json``'s ``squeezelens_finetune`` key that lists the validation images (written by finetuning).
+MODEL_PHOTOS_KEY = "fidelity_images"
 INT8_FILE, VERDICT_FILE = "model.int8.onnx", "precision.json"
 #: Images per call in the fidelity pass (ONNX Runtime's CPU batch, :data:`.runners.CPU_MAX_BATCH`).
 CHECK_BATCH = 4
@@ -173,18 +180,69 @@ def photo_inputs(transform: Callable[[Image.Image], np.ndarray], extra: Sequence
                  views: bool = True) -> np.ndarray:
     """The fixed inputs of the fidelity check: each bundled photo (and each of ``extra``, e.g. a
     finetuned model's validation images) in eight views (:func:`_variants`) through ``transform``.
+    An ``extra`` image that cannot be read is left out (logged): the check runs on the others.
 
     Returns:
         (N, 3, H, W) float32; N = 8 x photos (104 for the 13 bundled ones), or 1 x with ``views=False``.
     """
+    from .errors import ImageLoadError
     from .images import open_image
 
     out = []
-    for p in [*photo_paths(), *extra]:
-        img = open_image(p)
+    bundled = photo_paths()
+    for i, p in enumerate([*bundled, *extra]):
+        try:
+            img = open_image(p)
+        except ImageLoadError as e:
+            if i < len(bundled):
+                raise
+            log.warning("fidelity check: %s is left out (%s)", p, e.reason)
+            continue
         for v in (_variants(img) if views else [img]):
             out.append(np.asarray(transform(v), dtype=np.float32))
     return np.stack(out)
+
+
+def pick_spread(paths: Sequence[Path], limit: int = MAX_MODEL_PHOTOS) -> list[Path]:
+    """At most ``limit`` of ``paths``, spread evenly over the sorted list (so every class is in
+    when the list is sorted by class folder)."""
+    ordered = sorted(paths)
+    if len(ordered) <= limit:
+        return ordered
+    step = len(ordered) / limit
+    return [ordered[int(i * step)] for i in range(limit)]
+
+
+def model_photos(model: str | os.PathLike[str] | None) -> list[Path]:
+    """A finetuned model's own validation images for the fidelity check (issue 19), at most
+    :data:`MAX_MODEL_PHOTOS`: those its ``config.json`` lists (``squeezelens_finetune.fidelity_images``,
+    written by finetuning) that still exist; for a model finetuned before that list existed, the
+    images of the ``val``-named subfolder (:data:`.dataset_scan.VAL_FOLDER_NAMES`) of its recorded
+    dataset folder. Empty for a catalogue model, a folder without that record, or images gone.
+    Never raises: the bundled photos alone still make the check.
+    """
+    if model is None:
+        return []
+    try:
+        cfg = json.loads((Path(model) / "config.json").read_text(encoding="utf-8"))
+        record = cfg.get("squeezelens_finetune") if isinstance(cfg, dict) else None
+        if not isinstance(record, dict):
+            return []
+        listed = record.get(MODEL_PHOTOS_KEY)
+        if isinstance(listed, list):
+            return pick_spread([Path(p) for p in listed if isinstance(p, str) and Path(p).is_file()])
+        data_dir = record.get("data_dir")
+        if not isinstance(data_dir, str):
+            return []
+        from .dataset_scan import VAL_FOLDER_NAMES
+        from .images import expand_inputs
+
+        for name in VAL_FOLDER_NAMES:
+            if (Path(data_dir) / name).is_dir():
+                return pick_spread([p for p in expand_inputs([Path(data_dir) / name]) if isinstance(p, Path)])
+    except (OSError, ValueError, TypeError):
+        return []
+    return []
 
 
 # -- the check -----------------------------------------------------------------------------------
@@ -275,9 +333,11 @@ def store_verdict(graph_dir: Path, verdict: Fidelity) -> None:
 
 def open_mode(
     graph_path: Path, precision: str, transform: Callable[[Image.Image], np.ndarray],
+    extra_photos: Sequence[Path] = (),
 ) -> tuple[LogitsRunner, str]:
     """The runner of ``precision`` for the fp32 graph at ``graph_path``: quantizes to ``model.int8.onnx``
-    first when that is not cached yet (calibrated on the bundled photos).
+    first when that is not cached yet (calibrated on the bundled photos and ``extra_photos``, a
+    finetuned model's own validation images, :func:`model_photos`; one view each).
 
     Returns:
         (runner, engine name).
@@ -289,7 +349,7 @@ def open_mode(
     if precision == "int8":
         int8 = graph_path.with_name(INT8_FILE)
         if not int8.is_file():
-            calibration = photo_inputs(transform, views=False)
+            calibration = photo_inputs(transform, extra_photos, views=False)
             quantize_int8_fn()(graph_path, int8, (x[None] for x in calibration))
         engine = int8_engine()
         return (OvRunner(int8) if engine == "openvino" else OrtRunner(int8)), engine
@@ -358,7 +418,8 @@ def choose(requested: str, graph_path: Path, fp32: LogitsRunner, transform: Call
                 notes.append(f"{mode} refused for this model: {known.reason}")
                 continue
         try:
-            runner, engine = opener(graph_path, mode, transform)
+            runner, engine = (open_mode(graph_path, mode, transform, extra_photos) if default_opener
+                              else opener(graph_path, mode, transform))
         except Exception as e:
             reason = e.reason if isinstance(e, ExportError) else f"{type(e).__name__}: {e}"
             notes.append(f"{mode} refused: {reason}")

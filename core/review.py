@@ -230,6 +230,7 @@ def review_dataset(
     from .backend_choice import pick_device
     from .dataset_scan import scan_dataset
     from .feature_cache import FeatureCache, extract_features, model_key
+    from .feature_graph import LazyFeatureRunner
     from .finetune.run import pretrained_cfg_at_size
     from .model_loader import load_model
     from .preprocess import data_config, eval_transform, fast_decode_min_side
@@ -244,7 +245,9 @@ def review_dataset(
     dcfg = data_config(net)
     side = fast_decode_min_side(dcfg)
     net.eval().to(dev)
-    cache = (FeatureCache(model_key(net, dcfg, side), None if feature_cache_dir is None else Path(feature_cache_dir))
+    runner = LazyFeatureRunner(net, dcfg, dev)  # ONNX Runtime's features graph on the CPU, as finetuning
+    cache = (FeatureCache(model_key(net, dcfg, side, runner.identity),
+                          None if feature_cache_dir is None else Path(feature_cache_dir))
              if use_cache else None)
     paths = [s.path for s in samples]
 
@@ -254,7 +257,7 @@ def review_dataset(
 
     try:
         feats = extract_features(net, paths, eval_transform(dcfg), cache, device=dev, batch_size=batch_size,
-                                 decode_min_side=side, on_batch=on_batch, cancel=cancel)
+                                 decode_min_side=side, on_batch=on_batch, cancel=cancel, runner=runner)
     finally:
         if cache is not None:
             cache.close()

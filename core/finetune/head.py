@@ -28,6 +28,7 @@ import torch
 from ..dataset_scan import DatasetScan, SkippedFile
 from ..errors import Cancelled, DatasetError
 from ..feature_cache import FeatureCache, Features, extract_features, model_key
+from ..feature_graph import LazyFeatureRunner
 from ..preprocess import eval_transform
 from ..progress_text import eta_seconds
 from .events import BatchEvent, EpochEvent, EpochStats, StageEvent
@@ -110,8 +111,11 @@ def extract_dataset_features(run: RunState, model: Any, scan: DatasetScan, dcfg:
     paths = [s.path for s in scan.train + scan.val]
     run.emit(StageEvent("features", f"features of {len(paths)} images"))
     t0 = time.perf_counter()
+    # ONNX Runtime's features graph on the CPU, opened (exported the first time) at the first cache miss
+    runner = LazyFeatureRunner(model, dcfg, device, on_warning=run.warn)
     folder = Path(cfg.feature_cache_dir) if cfg.feature_cache_dir is not None else None
-    cache = FeatureCache.open_or_none(model_key(model, dcfg, decode_side), folder, run.warn) if cfg.use_cache else None
+    key = model_key(model, dcfg, decode_side, runner.identity)
+    cache = FeatureCache.open_or_none(key, folder, run.warn) if cfg.use_cache else None
 
     def on_batch(done: int, todo: int, elapsed: float) -> None:
         run.emit(BatchEvent("features", 0, cfg.resolved_epochs, math.ceil(done / cfg.batch_size),
@@ -120,7 +124,7 @@ def extract_dataset_features(run: RunState, model: Any, scan: DatasetScan, dcfg:
     try:
         feats = extract_features(model, paths, eval_transform(dcfg), cache, device=device,
                                  batch_size=cfg.batch_size, decode_min_side=decode_side, on_batch=on_batch,
-                                 cancel=run.cancel)
+                                 cancel=run.cancel, runner=runner)
     except Cancelled:
         run.check_cancel()
         raise
@@ -128,6 +132,8 @@ def extract_dataset_features(run: RunState, model: Any, scan: DatasetScan, dcfg:
         if cache is not None:
             cache.close()
     run.timings["features"] = time.perf_counter() - t0
+    if runner.open_seconds:
+        run.timings["features_graph"] = runner.open_seconds
     for i, why in sorted(feats.failed.items()):
         run.skipped.append(SkippedFile(paths[i], why))
     if feats.failed:

@@ -141,12 +141,15 @@ def finetune(
     run.emit(StageEvent("save", f"saving to {cfg.output_dir}"))
     t0 = time.perf_counter()
     from .. import model_versions
+    from ..precision import MODEL_PHOTOS_KEY, pick_spread
 
     model.eval().cpu()
     extra = {"squeezelens_finetune": {
         "mode": cfg.mode, "base_model": loaded.name, "base_untrained": loaded.untrained,
         "data_dir": str(Path(cfg.data_dir).resolve()), "best_epoch": outcome.best_epoch,
         "val_accuracy": val_acc, "train_images": len(scan.train), "val_images": len(scan.val),
+        # the precision fidelity check runs on these too (core/precision.py, model_photos)
+        MODEL_PHOTOS_KEY: [str(Path(p).resolve()) for p in pick_spread([s.path for s in scan.val])],
     }}
     extra.update(unknown_config(preds, run))
     # one step under the folder's save lock: the model there is kept as a version first; with

@@ -24,6 +24,7 @@ from PIL import Image
 from squeezelens import Classifier
 from squeezelens.core.dataset_scan import DatasetError
 from squeezelens.core.errors import SqueezeLensError
+from squeezelens.core.feature_graph import LazyFeatureRunner
 from squeezelens.core.finetune import (
     BatchEvent,
     EpochEvent,
@@ -91,6 +92,8 @@ def test_quick_mode_learns_the_classes(quick: QuickRun) -> None:
     assert [m.support for m in r.per_class] == [8, 8, 8, 8]
     assert all(m.recall >= 0.75 and m.precision >= 0.75 for m in r.per_class)
     assert r.cache_misses == 160 and r.cache_hits == 0
+    # the features came from ONNX Runtime's features graph (exported now), not from the torch fallback
+    assert r.timings["features_graph"] > 0 and not any("runs on torch" in w for w in r.warnings), r.warnings
     assert 1 <= r.best_epoch <= len(r.history) and r.history[r.best_epoch - 1].val_acc == r.val_accuracy
     assert {p.path for p in r.misclassified} == {p.path for p in r.val_predictions if not p.correct}
     for t in range(4):
@@ -115,6 +118,10 @@ def test_quick_mode_learns_the_classes(quick: QuickRun) -> None:
     assert cfg["pretrained_cfg"]["input_size"] == [3, SIZE, SIZE]
     assert "test_input_size" not in cfg["pretrained_cfg"]
     assert cfg["squeezelens_finetune"]["mode"] == "quick"
+    # the precision fidelity check's own photos: 16 of the 32 validation images, every class among them
+    listed = [Path(p) for p in cfg["squeezelens_finetune"]["fidelity_images"]]
+    val = {p.path.resolve() for p in r.val_predictions}
+    assert len(listed) == 16 and set(listed) <= val and {p.parent.name for p in listed} == set(r.class_names)
 
 
 @pytest.mark.slow
@@ -126,9 +133,18 @@ def test_second_run_reuses_the_feature_cache(quick: QuickRun, tmp_path: Path, mo
         seen.append(int(x.shape[0]))
         return original(self, x)
 
+    rows: list[int] = []  # images per features call, whichever engine runs it (ONNX Runtime here)
+    original_rows = LazyFeatureRunner.features
+
+    def counting_rows(self, batch):
+        rows.append(len(batch))
+        return original_rows(self, batch)
+
     monkeypatch.setattr(timm.models.resnet.ResNet, "forward_features", counting)
+    monkeypatch.setattr(LazyFeatureRunner, "features", counting_rows)
     again = finetune(_config(quick, tmp_path / "again"))
-    assert seen == []  # not one backbone pass: every feature came from the cache
+    # not one backbone pass, not even the features graph's export: every feature came from the cache
+    assert seen == [] and rows == []
     assert (again.cache_hits, again.cache_misses) == (160, 0)
     assert again.confusion == quick.result.confusion
     assert [(h.train_loss, h.val_loss) for h in again.history] == [(h.train_loss, h.val_loss)
@@ -142,7 +158,7 @@ def test_second_run_reuses_the_feature_cache(quick: QuickRun, tmp_path: Path, mo
         third = finetune(_config(quick, tmp_path / "third"))
     finally:
         victim.write_bytes(backup)
-    assert seen == [1]
+    assert rows == [1]
     assert (third.cache_hits, third.cache_misses) == (159, 1)
 
 

@@ -265,3 +265,17 @@ def test_reference_refuses_what_it_cannot_reproduce() -> None:
     img = Image.new("RGB", (10, 10))
     with pytest.raises(ValueError, match="crop_mode"):
         onnx_reference.preprocess(img, {"crop_mode": "squash"})
+
+
+def test_export_reuses_the_graph_the_app_verified(tiny_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from squeezelens.core import onnx_export
+    from squeezelens.core.engine import Classifier
+
+    Classifier.load(str(tiny_dir), device="cpu", backend="onnxruntime").close()  # the app's graph, cached
+
+    def no_export(*a, **k):
+        raise AssertionError("exported a second graph of the same model")
+
+    monkeypatch.setattr(onnx_export, "export_onnx", no_export)
+    summary = export_model(str(tiny_dir), tmp_path / "tiny.onnx")
+    assert summary.path.is_file() and summary.num_classes == 4

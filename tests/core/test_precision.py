@@ -27,7 +27,7 @@ class PerturbingRunner(OrtRunner):
         return out + np.random.default_rng(len(batch)).normal(0, 3.0, out.shape).astype(np.float32)
 
 
-def broken_opener(graph_path: Path, mode: str, transform) -> tuple[OrtRunner, str]:
+def broken_opener(graph_path: Path, mode: str, transform, extra_photos=()) -> tuple[OrtRunner, str]:
     return PerturbingRunner(graph_path), "broken"
 
 
@@ -111,3 +111,60 @@ def test_quantize_needs_calibration_images(tmp_path: Path, tiny_dir: Path) -> No
     with pytest.raises(ExportError, match="calibration"):
         quantize_int8(graph, tmp_path / "int8.onnx", [])
     assert not (tmp_path / "int8.onnx").exists()
+
+
+def test_a_finetuned_models_validation_images_join_the_fidelity_check(tiny_dir: Path, photo_dir: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    own = sorted(photo_dir.iterdir())[:3]
+    damaged = tiny_dir.parent / "damaged.jpg"
+    damaged.write_bytes(b"\xff\xd8 not really a JPEG")
+    cfg_path = tiny_dir / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["squeezelens_finetune"] = {"data_dir": str(photo_dir), precision.MODEL_PHOTOS_KEY:
+                                   [str(p) for p in own] + [str(damaged), str(tiny_dir / "gone.jpg")]}
+    cfg_path.write_text(json.dumps(cfg))
+    assert precision.model_photos(tiny_dir) == sorted([*own, damaged])  # a file that is gone is not listed
+    monkeypatch.setattr(precision, "native_int8", lambda: True)
+    monkeypatch.setattr(precision, "open_mode", broken_opener)
+
+    clf = Classifier.load(str(tiny_dir), device="cpu", precision="auto", export="wait")
+    assert clf.fidelity_photos == sorted([*own, damaged])
+    # 13 bundled photos and the model's 3 readable ones, 8 views each; the damaged one left out, not fatal
+    assert verdicts_of(clf)["int8/broken"]["images"] == 8 * (len(precision.photo_paths()) + 3)
+    assert clf.precision == "fp32" and "int8 refused for this model" in clf.precision_note
+
+
+def test_model_photos_of_a_model_finetuned_before_the_list(tmp_path: Path, photo_dir: Path) -> None:
+    data = tmp_path / "data"
+    (data / "val" / "cat").mkdir(parents=True)
+    for i, p in enumerate(sorted(photo_dir.iterdir())):
+        (data / "val" / "cat" / f"{i:02d}{p.suffix}").write_bytes(p.read_bytes())
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"squeezelens_finetune": {"data_dir": str(data)}}))
+    got = precision.model_photos(model)
+    assert got and all(p.parent == data / "val" / "cat" for p in got)
+    assert len(got) == min(precision.MAX_MODEL_PHOTOS, len(list(photo_dir.iterdir())))
+    assert precision.model_photos(tmp_path / "no-such-model") == [] and precision.model_photos(None) == []
+    spread = precision.pick_spread([Path(f"{i:03d}") for i in range(100)], 4)
+    assert spread == [Path(f"{i:03d}") for i in (0, 25, 50, 75)]
+
+
+def test_int8_is_calibrated_on_the_models_own_validation_images_too(tiny_dir: Path, photo_dir: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    own = sorted(photo_dir.iterdir())[:3]
+    cfg_path = tiny_dir / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["squeezelens_finetune"] = {precision.MODEL_PHOTOS_KEY: [str(p) for p in own]}
+    cfg_path.write_text(json.dumps(cfg))
+    seen: list[int] = []
+
+    def recording_quantizer(src: Path, dst: Path, calibration) -> None:
+        seen.append(len(list(calibration)))
+        raise ExportError("stopped after calibration")  # no real quantization: only what it was given matters
+
+    monkeypatch.setattr(precision, "native_int8", lambda: True)
+    monkeypatch.setattr(precision, "quantize_int8_fn", lambda: recording_quantizer)
+    clf = Classifier.load(str(tiny_dir), device="cpu", precision="int8", export="wait")
+    assert seen == [len(precision.photo_paths()) + 3]  # one view of each bundled photo and each of the model's
+    assert clf.precision == "fp32" and "stopped after calibration" in clf.precision_note
