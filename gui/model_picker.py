@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QComboBox, QWidget
+from PySide6.QtGui import QAction, QPaintEvent
+from PySide6.QtWidgets import QComboBox, QStyle, QStyleOptionComboBox, QStylePainter, QWidget
 
 from squeezelens.core.imagenet_results import (
     SOURCE_URL,
@@ -21,6 +21,8 @@ from squeezelens.core.imagenet_results import (
 )
 
 OPEN_FOLDER = "\x00open-folder"
+#: Item data role of the short label the closed picker shows (the list shows the whole row with its facts).
+SHORT_LABEL_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 def _speed(entry: object) -> CpuSpeed | None:
@@ -36,8 +38,9 @@ class ModelPicker(QComboBox):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.setMinimumContentsLength(24)
+        # the closed box shows the short label (toolbar room); the open list is as wide as its longest row
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(28)
         self.setToolTip("Model (Ctrl+M)")
         self.setAccessibleName("Model")
         self._catalogue: list = []
@@ -115,6 +118,7 @@ class ModelPicker(QComboBox):
             value = e.architecture if e.is_default_tag else e.name
             self.addItem(self.display_name(e), value)
             self.setItemData(self.count() - 1, self.tooltip(e), 3)  # ToolTipRole
+            self.setItemData(self.count() - 1, self.short_label(e), SHORT_LABEL_ROLE)
             seen.add(value)
         if self._recent:
             if self.count():  # no separator as the first row
@@ -133,6 +137,24 @@ class ModelPicker(QComboBox):
         self.setCurrentIndex(max(index, 0))
         self.blockSignals(False)
         self._update_download_action()
+        self.view().setMinimumWidth(self.view().sizeHintForColumn(0) + 2 * self.view().frameWidth() + 24)
+
+    @staticmethod
+    def short_label(entry: object) -> str:
+        """What the closed picker shows for a catalogue entry: its name, and "needs download" when it does."""
+        name = entry.architecture if entry.is_default_tag else entry.name  # type: ignore[attr-defined]
+        return name if entry.cached else f"{name}  (needs download)"  # type: ignore[attr-defined]
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        """The closed box: the current row's short label (its facts are in the open list and the tooltip)."""
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        short = self.itemData(self.currentIndex(), SHORT_LABEL_ROLE)
+        if short:
+            option.currentText = str(short)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
     def needs_download(self, index: int) -> bool:
         value = self.itemData(index)

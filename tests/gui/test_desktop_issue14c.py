@@ -249,6 +249,13 @@ def test_model_picker_facts_and_download(qtbot: Any) -> None:
     assert "82.20%" in tip and SOURCE_URL in tip and "288 x 288" in tip
     assert "runs here at: 224 x 224" in tip and "4.26 billion multiply-adds" in tip and SPEED_SOURCE_URL in tip
     assert "ms/image" not in picker.itemText(2) and "multiply-adds" not in picker.itemData(2, 3)  # no row: no figure
+    # the closed box shows the short label (the toolbar cut the facts mid-number); the open list all of it
+    from squeezelens.gui.model_picker import SHORT_LABEL_ROLE
+
+    assert picker.itemData(0, SHORT_LABEL_ROLE) == "seresnext26d_32x4d"
+    assert picker.itemData(1, SHORT_LABEL_ROLE) == "seresnext50_32x4d  (needs download)"
+    assert picker.sizeHint().width() < picker.fontMetrics().horizontalAdvance(picker.itemText(0))
+    assert picker.view().minimumWidth() >= picker.view().sizeHintForColumn(0)
     assert "Hugging Face Hub" in tip and f"about {RESULTS['seresnext50_32x4d.racm_in1k'].params_m * 4:.0f} MB" in tip
     assert not picker.download_action.isEnabled()  # the current one is cached
     chosen: list[str] = []
