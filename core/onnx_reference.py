@@ -85,6 +85,50 @@ def to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
     return out
 
 
+def _high_depth_to_l(img: Image.Image, tags: Any = None) -> Image.Image:
+    """16/32-bit integer and float pixels scaled to 8-bit ``L`` (or ``RGB``), as the app does, not clipped.
+
+    Integers are divided by the top of their range: the file's bit depth from its TIFF tags
+    (BitsPerSample 258, MaxSampleValue 281, SampleFormat 339 = signed), else 32767 for signed 16-bit
+    modes, 65535 for 16-bit ones (and for 32-bit ones holding values over 255), else 255; negative
+    values become black. Floats in 0..1 are scaled by 255, larger ones taken as 0..255, NaN and
+    infinities as 0.
+    """
+    arr = np.asarray(img)
+    if img.mode == "F":
+        arr = arr.astype(np.float64)
+        finite = np.isfinite(arr)
+        arr = np.where(finite, arr, 0.0)
+        scale = 255.0 if finite.any() and arr[finite].max() <= 1.0 else 1.0
+        arr8 = np.clip(arr * scale, 0, 255).round().astype(np.uint8)
+    else:
+        arr = arr.astype(np.int64)
+        top = None
+        if tags is not None:  # the file's TIFF tags (read before EXIF rotation, which drops them)
+            try:
+                bits, fmt, maxv = (tags.get(t) for t in (258, 339, 281))
+                bits = int(bits[0] if isinstance(bits, tuple) else bits) if bits else 0
+                signed = bool(fmt) and int(fmt[0] if isinstance(fmt, tuple) else fmt) == 2
+                maxv = int(maxv[0] if isinstance(maxv, tuple) else maxv) if maxv else 0
+            except (TypeError, ValueError, IndexError):
+                bits = 0
+            if bits > 8:
+                top = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+                if 0 < maxv < top:
+                    top = maxv
+        if top is None:
+            if img.mode.startswith("I;16") and img.mode.endswith("S"):
+                top = 32767
+            elif img.mode.startswith("I;16") or (arr.size and arr.max() > 255):
+                top = 65535
+            else:
+                top = 255
+        arr8 = np.clip(arr * 255 // top, 0, 255).astype(np.uint8)
+    if arr8.ndim == 3:
+        return Image.fromarray(np.ascontiguousarray(arr8[..., :3]), "RGB")
+    return Image.fromarray(arr8, "L")
+
+
 def load_rgb(path: str) -> Image.Image:
     """The picture in ``path`` upright (EXIF orientation applied), in sRGB (an embedded ICC profile
     converted), transparency on white, 8-bit RGB."""
@@ -92,6 +136,7 @@ def load_rgb(path: str) -> Image.Image:
         im.seek(0)  # first frame / page
         im.load()
         icc = im.info.get("icc_profile")
+        tags = getattr(im, "tag_v2", None)
         img = ImageOps.exif_transpose(im)
     if img.mode in ("RGBa", "La"):  # premultiplied alpha
         img = img.convert("RGBA" if img.mode == "RGBa" else "LA")
@@ -99,6 +144,8 @@ def load_rgb(path: str) -> Image.Image:
         img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
     elif img.mode == "1":
         img = img.convert("L")
+    elif img.mode.startswith("I") or img.mode == "F":  # 16/32-bit and float: scaled, not clipped
+        img = _high_depth_to_l(img, tags)
     if img.mode in ("RGB", "L") and "transparency" in img.info:  # colour-key transparency (PNG tRNS)
         img = img.convert("RGBA" if img.mode == "RGB" else "LA")
     img = to_srgb(img, icc)

@@ -261,6 +261,26 @@ def test_reference_reads_colour_profiles_as_the_app_does(icc_photos: Path) -> No
         assert np.abs(ref.astype(int) - np.asarray(open_image(path, colour_manage=False), int)).mean() > 2, path.name
 
 
+def test_reference_reads_high_bit_depth_images_as_the_app_does(tmp_path: Path) -> None:
+    """16-bit PNGs, a 12-bit TIFF (MaxSampleValue 4095 in 16-bit samples) and float TIFFs: the reference
+    scales them to 8 bits exactly as the app's loader does; Pillow's own convert("RGB") clips them."""
+    from squeezelens.core.images import open_image
+
+    ramp = np.linspace(0, 1, 48 * 40).reshape(40, 48)
+    files = {
+        "deep16.png": (Image.fromarray((ramp * 65535).astype(np.uint16)), {}),
+        "camera12.tiff": (Image.fromarray((ramp * 4095).astype(np.uint16)), {"tiffinfo": {281: 4095}}),
+        "unit_float.tiff": (Image.fromarray(ramp.astype(np.float32), "F"), {}),
+        "wide_float.tiff": (Image.fromarray((ramp * 300 - 20).astype(np.float32), "F"), {}),
+    }
+    for name, (img, kwargs) in files.items():
+        path = tmp_path / name
+        img.save(path, **kwargs)
+        ref = np.asarray(onnx_reference.load_rgb(str(path)))
+        assert np.array_equal(ref, np.asarray(open_image(path))), name
+        assert ref.max() - ref.min() > 200, name  # the ramp spans the range, not clipped to white or black
+
+
 def test_reference_refuses_what_it_cannot_reproduce() -> None:
     img = Image.new("RGB", (10, 10))
     with pytest.raises(ValueError, match="crop_mode"):
