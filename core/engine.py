@@ -612,7 +612,7 @@ class Classifier:
             return [Prediction("", self.name, error=reason, error_reason=reason, untrained=self.untrained)
                     if not _all_finite([o]) else
                     Prediction("", self.name, top=[TopClass(int(i), self.labels[i], float(p)) for p, i in zip(*o)],
-                               untrained=self.untrained) for o in out]
+                               untrained=self.untrained, infer_ms=per_item, precision=precision) for o in out]
         return [
             Prediction(
                 source="",

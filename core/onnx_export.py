@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
+import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,10 @@ INPUT_NAME, OUTPUT_NAME = "input", "logits"
 OPSET = 17
 #: An exported graph is used only if its probabilities stay this close to torch's on a random batch.
 VERIFY_ATOL = 1e-4
+#: One export at a time in this process: torch.onnx.export keeps process-wide state (its GLOBALS, the
+#: tracer) and warnings.catch_warnings is not thread-safe, and a quick finetune's or the review queue's
+#: features graph can be exported while the app's classifier exports its logits graph.
+_EXPORT_LOCK = threading.Lock()
 
 
 def export_onnx(model: torch.nn.Module, input_size: Sequence[int], path: Path, *,
@@ -50,13 +55,15 @@ def export_onnx(model: torch.nn.Module, input_size: Sequence[int], path: Path, *
 
     Raises:
         ExportError: no exporter managed it (the reasons of each are in the message).
+
+    Exports in other threads of this process wait for this one (:data:`_EXPORT_LOCK`).
     """
     import torch
 
     x = torch.zeros((1, *input_size))
     params = inspect.signature(torch.onnx.export).parameters
     reasons = []
-    with warnings.catch_warnings():
+    with _EXPORT_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporters' deprecation and tracer notices
         try:
             kw: dict[str, Any] = {"dynamo": False} if "dynamo" in params else {}

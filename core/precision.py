@@ -204,8 +204,8 @@ def photo_inputs(transform: Callable[[Image.Image], np.ndarray], extra: Sequence
 
 
 def pick_spread(paths: Sequence[Path], limit: int = MAX_MODEL_PHOTOS) -> list[Path]:
-    """At most ``limit`` of ``paths``, spread evenly over the sorted list (so every class is in
-    when the list is sorted by class folder)."""
+    """At most ``limit`` of ``paths``, spread evenly over the sorted list: sorted by class folder, every
+    class whose images fill at least 1/``limit`` of the list is in; a smaller class may be skipped."""
     ordered = sorted(paths)
     if len(ordered) <= limit:
         return ordered
@@ -228,10 +228,11 @@ def model_photos(model: str | os.PathLike[str] | None) -> list[Path]:
         record = cfg.get("squeezelens_finetune") if isinstance(cfg, dict) else None
         if not isinstance(record, dict):
             return []
-        listed = record.get(MODEL_PHOTOS_KEY)
-        if isinstance(listed, list):
-            return pick_spread([Path(p) for p in listed if isinstance(p, str) and Path(p).is_file()])
         data_dir = record.get("data_dir")
+        listed = record.get(MODEL_PHOTOS_KEY)
+        if isinstance(listed, list):  # relative to data_dir (absolute when outside it)
+            base = Path(data_dir) if isinstance(data_dir, str) else Path()
+            return pick_spread([base / p for p in listed if isinstance(p, str) and (base / p).is_file()])
         if not isinstance(data_dir, str):
             return []
         from .dataset_scan import VAL_FOLDER_NAMES

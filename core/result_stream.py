@@ -320,15 +320,25 @@ def require_pyarrow() -> None:
 
 def parquet_schema() -> Any:
     """The Parquet columns: the JSON object's fields (``time_ms`` as a struct; ``unknown`` null until a
-    model with a calibrated threshold fills it)."""
+    model with a calibrated threshold fills it, ``precision`` null for fp32 batches)."""
     import pyarrow as pa
 
     top = pa.list_(pa.struct([("index", pa.int64()), ("label", pa.string()), ("prob", pa.float64())]))
     return pa.schema([
         ("path", pa.string()), ("model", pa.string()), ("untrained", pa.bool_()), ("top", top),
         ("time_ms", pa.struct([("load", pa.float64()), ("inference", pa.float64())])),
-        ("error", pa.string()), ("unknown", pa.bool_()),
+        ("error", pa.string()), ("unknown", pa.bool_()), ("precision", pa.string()),
     ])
+
+
+def _conform(table: Any, schema: Any) -> Any:
+    """``table`` with ``schema``'s columns in its order: a column an older file lacks (``unknown``,
+    ``precision``) is added as nulls, so resuming a file written before it was added works."""
+    import pyarrow as pa
+
+    columns = [table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+               for f in schema]
+    return pa.Table.from_arrays([c.cast(f.type) for c, f in zip(columns, schema)], schema=schema)
 
 
 def write_parquet(out: Path, journal: Path, keep_old: bool) -> None:
@@ -344,7 +354,7 @@ def write_parquet(out: Path, journal: Path, keep_old: bool) -> None:
         with pq.ParquetWriter(tmp, schema) as w:
             if keep_old and out.exists():
                 for batch in pq.ParquetFile(out).iter_batches(PARQUET_ROWS_PER_GROUP):
-                    w.write_table(pa.Table.from_batches([batch]).cast(schema))
+                    w.write_table(_conform(pa.Table.from_batches([batch]), schema))
             rows: list[dict[str, Any]] = []
             for _start, _end, obj in _jsonl_records(journal):
                 if obj is not None:

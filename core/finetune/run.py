@@ -149,7 +149,9 @@ def finetune(
         "data_dir": str(Path(cfg.data_dir).resolve()), "best_epoch": outcome.best_epoch,
         "val_accuracy": val_acc, "train_images": len(scan.train), "val_images": len(scan.val),
         # the precision fidelity check runs on these too (core/precision.py, model_photos)
-        MODEL_PHOTOS_KEY: [str(Path(p).resolve()) for p in pick_spread([s.path for s in scan.val])],
+        # relative to data_dir (a shared model folder names no more of the user's disk than data_dir does)
+        MODEL_PHOTOS_KEY: [_under(Path(cfg.data_dir).resolve(), Path(p).resolve())
+                           for p in pick_spread([s.path for s in scan.val])],
     }}
     extra.update(unknown_config(preds, run))
     # one step under the folder's save lock: the model there is kept as a version first; with
@@ -169,6 +171,14 @@ def finetune(
         version=version, previous_version=previous, previous_val_accuracy=previous_acc,
         staged=stage_only and previous is not None,
     )
+
+
+def _under(root: Path, path: Path) -> str:
+    """``path`` relative to ``root`` when it is inside it (POSIX separators), else absolute."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _parent_version(cfg: FinetuneConfig) -> int | None:

@@ -119,9 +119,17 @@ def test_quick_mode_learns_the_classes(quick: QuickRun) -> None:
     assert "test_input_size" not in cfg["pretrained_cfg"]
     assert cfg["squeezelens_finetune"]["mode"] == "quick"
     # the precision fidelity check's own photos: 16 of the 32 validation images, every class among them
+    # the precision fidelity check's own photos: 16 of the 32 validation images, every class among them,
+    # relative to the dataset folder (a shared model folder does not list the user's disk)
     listed = [Path(p) for p in cfg["squeezelens_finetune"]["fidelity_images"]]
+    data_dir = Path(cfg["squeezelens_finetune"]["data_dir"])
     val = {p.path.resolve() for p in r.val_predictions}
-    assert len(listed) == 16 and set(listed) <= val and {p.parent.name for p in listed} == set(r.class_names)
+    assert not any(p.is_absolute() for p in listed)
+    assert len(listed) == 16 and {data_dir / p for p in listed} <= val
+    assert {p.parent.name for p in listed} == set(r.class_names)
+    from squeezelens.core.precision import model_photos
+
+    assert sorted(model_photos(r.output_dir)) == sorted(data_dir / p for p in listed)
 
 
 @pytest.mark.slow

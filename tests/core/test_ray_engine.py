@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -155,11 +156,15 @@ def test_actor_follows_the_cli_options(tmp_path: Path, tiny_model: Path) -> None
     def via_actor(colour_manage: bool | None, threshold: float | str) -> Any:
         actor = ClassifierActor({**kwargs, "unknown_threshold": threshold}, top_k=4, batch_size=4,
                                 colour_manage=colour_manage)
-        return prediction_from_json(actor(batch)["pred"][0])
+        try:
+            return prediction_from_json(actor(batch)["pred"][0])
+        finally:
+            actor.clf.close()
+            shutil.rmtree(actor.spool, ignore_errors=True)
 
-    raw = Classifier.load(str(tiny_model), backend="torch", device="cpu")
-    raw.colour_manage = False
-    want = raw.classify([path], top_k=4)[0]
+    with Classifier.load(str(tiny_model), backend="torch", device="cpu") as raw:
+        raw.colour_manage = False
+        want = raw.classify([path], top_k=4)[0]
     managed, stored = via_actor(None, "off"), via_actor(False, 0.99)
     assert abs(stored.top[0].prob - want.top[0].prob) < 1e-6 and stored.unknown is True
     assert abs(managed.top[0].prob - want.top[0].prob) > 1e-6 and managed.unknown is None

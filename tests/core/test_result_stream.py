@@ -201,6 +201,27 @@ def test_parquet_resume_keeps_old_rows(tmp_path: Path) -> None:
     assert rows[0]["top"][0] == {"index": 1, "label": "a,b", "prob": 0.75}
 
 
+def test_parquet_keeps_precision_and_resumes_a_file_from_before_it(tmp_path: Path) -> None:
+    """``precision`` (issue 19) is a Parquet column like JSON's field; a file written before the column
+    existed (and before ``unknown``) resumes, its old rows null there."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = tmp_path / "r.parquet"
+    write_file(out, "parquet", preds(2))
+    old = pq.read_table(out).drop_columns(["precision", "unknown"])
+    pq.write_table(old, out)
+    done, w = open_resumable(out)
+    assert done == {p.source for p in preds(2)}
+    fast = Prediction("/d/fast.jpg", "m", top=[TopClass(1, "a,b", 0.5)], precision="int8")
+    w.write(fast)
+    w.close()
+    table = pq.read_table(out)
+    assert table.schema.field("precision").type == pa.string()
+    assert table.column("path").to_pylist() == [*(p.source for p in preds(2)), "/d/fast.jpg"]
+    assert table.column("precision").to_pylist() == [None, None, "int8"]
+    assert table.column("unknown").to_pylist() == [None, None, None]
+
+
 def test_csv_rows_parse_back(tmp_path: Path) -> None:
     out = tmp_path / "r.csv"
     write_file(out, "csv", preds(4))
