@@ -198,7 +198,6 @@ def export_features_graph(model: Any, key: str, data_config: Mapping[str, Any]) 
     """
     from . import onnx_export
 
-    input_size = data_config["input_size"]
     arch = (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or type(model).__name__
     src = model.eval()
     meta: dict[str, Any] = {
@@ -206,23 +205,8 @@ def export_features_graph(model: Any, key: str, data_config: Mapping[str, Any]) 
         "labels": [], "num_classes": 0,
         "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in dict(data_config).items()},
     }
-    try:
-        with graph_cache.scratch_dir(key) as tmp:
-            t0 = time.perf_counter()
-            exporter = onnx_export.export_onnx(pre_logits_module(src), input_size, tmp / graph_cache.GRAPH_FILE,
-                                               output_name=GRAPH_KIND)
-            export_s = time.perf_counter() - t0
-            runner = OrtRunner(tmp / graph_cache.GRAPH_FILE)
-            diff = verify_features(runner, src, input_size)
-            del runner
-            graph = graph_cache.publish(tmp, key, {**meta, "exporter": exporter, "export_seconds": round(export_s, 3),
-                                                   "verify_max_diff": diff})
-    except ExportError:
-        raise
-    except Exception as e:  # any failure of the export tool chain: a reason, never a crash
-        raise ExportError(f"{type(e).__name__}: {e}") from e
-    log.info("exported the features graph of %s with the %s exporter in %.2f s", arch, exporter, export_s)
-    return graph
+    return onnx_export.export_verified(pre_logits_module(src), src, key, meta, output_name=GRAPH_KIND,
+                                       verify=verify_features)
 
 
 def planned_identity(device: str) -> dict[str, str]:

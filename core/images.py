@@ -36,12 +36,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from .colour import colour_management_default, to_srgb
 from .errors import ImageLoadError
 from .image_formats import RASTER_FORMATS, ensure_plugins, missing_format_hint, readable_formats
+from .onnx_reference import high_depth_to_8bit, tiff_sample_range
 
 log = logging.getLogger(__name__)
 
@@ -266,32 +266,6 @@ def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path | ImageLoadEr
 
 
 # -- pixels to RGB ------------------------------------------------------------------------------
-def _sample_range(img: Image.Image) -> tuple[int, bool] | None:
-    """(largest value, signed) of a high-bit-depth file's samples, from its TIFF tags; None if unknown.
-
-    A 12-bit camera TIFF stores values 0..4095 in 16-bit samples (BitsPerSample 12, or 16 with
-    MaxSampleValue 4095); SampleFormat 2 marks signed integers (TIFF 6.0, tags 258, 281, 339).
-    """
-    tags = getattr(img, "tag_v2", None)
-    if tags is None:
-        return None
-    try:
-        bits = tags.get(258)
-        bits = int(bits[0] if isinstance(bits, tuple) else bits) if bits else None
-        fmt = tags.get(339)
-        signed = int(fmt[0] if isinstance(fmt, tuple) else fmt) == 2 if fmt else False
-        maxv = tags.get(281)
-        maxv = int(maxv[0] if isinstance(maxv, tuple) else maxv) if maxv else None
-    except (TypeError, ValueError, IndexError):
-        return None
-    if bits is None or bits <= 8:
-        return None
-    top = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
-    if maxv and 0 < maxv < top:
-        top = maxv
-    return top, signed
-
-
 def to_rgb(img: Image.Image, icc: bytes | None = None, sample_range: tuple[int, bool] | None = None) -> Image.Image:
     """Any Pillow mode to 8-bit RGB; transparent pixels land on white.
 
@@ -299,7 +273,7 @@ def to_rgb(img: Image.Image, icc: bytes | None = None, sample_range: tuple[int, 
         img: decoded pixels of any mode (``1``, ``L``, ``LA``, ``La``, ``P``, ``PA``, ``RGB``,
             ``RGBA``, ``RGBa``, ``RGBX``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``, ``I``, ``I;16*``, ``F``).
         icc: an ICC profile to convert from to sRGB (:func:`.colour.to_srgb`), or None for none.
-        sample_range: (largest value, signed) of high-bit-depth samples (:func:`_sample_range`);
+        sample_range: (largest value, signed) of high-bit-depth samples (:func:`.onnx_reference.sample_range`);
             None: 16-bit modes span 0..65535, 32-bit integers too when a value exceeds 255.
     """
     mode = img.mode
@@ -312,7 +286,7 @@ def to_rgb(img: Image.Image, icc: bytes | None = None, sample_range: tuple[int, 
     elif mode in ("RGBX", "YCbCr", "HSV"):
         img = img.convert("RGB")
     elif mode.startswith("I") or mode == "F":
-        img = _high_depth_to_l(img, sample_range)
+        img = high_depth_to_8bit(img, sample_range)
     if img.mode in ("RGB", "L") and "transparency" in img.info:  # colour-key transparency (PNG tRNS)
         img = img.convert("RGBA" if img.mode == "RGB" else "LA")
     if icc:
@@ -335,36 +309,6 @@ def _lab_to_rgb(img: Image.Image) -> Image.Image:
 
     t = ImageCms.buildTransform(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB")
     return t.apply(img)
-
-
-def _high_depth_to_l(img: Image.Image, sample_range: tuple[int, bool] | None) -> Image.Image:
-    """16/32-bit integer and float images scaled to 0..255 (``L``) instead of clipped.
-
-    Integers are divided by their range's top (the file's bit depth when known, 65535 for 16-bit
-    modes); negative values of signed samples become black. Floats in 0..1 are scaled by 255,
-    larger ones taken as 0..255.
-    """
-    arr = np.asarray(img)
-    if img.mode == "F":
-        arr = arr.astype(np.float64)
-        finite = np.isfinite(arr)
-        arr = np.where(finite, arr, 0.0)
-        scale = 255.0 if finite.any() and arr[finite].max() <= 1.0 else 1.0
-        arr8 = np.clip(arr * scale, 0, 255).round().astype(np.uint8)
-    else:
-        arr = arr.astype(np.int64)
-        if sample_range is not None:
-            top = sample_range[0]
-        elif img.mode.startswith("I;16") and img.mode.endswith("S"):
-            top = 32767
-        elif img.mode.startswith("I;16") or (arr.size and arr.max() > 255):
-            top = 65535
-        else:
-            top = 255
-        arr8 = np.clip(arr * 255 // top, 0, 255).astype(np.uint8)
-    if arr8.ndim == 3:  # multi-channel 16-bit (rare in Pillow); keep the first three
-        return Image.fromarray(np.ascontiguousarray(arr8[..., :3]), "RGB")
-    return Image.fromarray(arr8, "L")
 
 
 def _draft_size(size: tuple[int, int], min_side: int) -> tuple[int, int]:
@@ -456,7 +400,7 @@ def _finish(im: Image.Image, manage: bool) -> Image.Image:
     im.load()  # a lazily opened PIL image decodes here, inside the caller's error handling
     orientation = _orientation(im)
     icc = im.info.get("icc_profile") if manage else None
-    sample_range = _sample_range(im) if im.mode.startswith("I") else None
+    sample_range = tiff_sample_range(getattr(im, "tag_v2", None)) if im.mode.startswith("I") else None
     return _upright(to_rgb(im, icc, sample_range), orientation)
 
 

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,15 +135,37 @@ def export_graph(model: torch.nn.Module, key: str, meta: Mapping[str, Any], *,
         ExportError: the export failed, disagrees with torch, or could not be written (any failure
             of the export tool chain comes out as this, with the reason).
     """
-    input_size = meta["data_config"]["input_size"]
     src = copy.deepcopy(model) if copy_model else model
+    return export_verified(src, src, key, meta)
+
+
+def export_verified(module: torch.nn.Module, reference: Any, key: str, meta: Mapping[str, Any], *,
+                    output_name: str = OUTPUT_NAME,
+                    verify: Callable[[OrtRunner, Any, Sequence[int]], float] = verify_graph) -> graph_cache.GraphInfo:
+    """Export ``module`` into the graph cache as graph ``key`` once ``verify(runner, reference, input_size)``
+    accepts it: written in a scratch folder, checked, then renamed into place (:func:`.graph_cache.publish`).
+    The one pipeline of the logits graph (:func:`export_graph`) and the features graph (:mod:`.feature_graph`).
+
+    Args:
+        module: what is exported (CPU, eval).
+        reference: the torch model ``verify`` compares the graph with (``module`` itself for logits).
+        key: the graph's :func:`.graph_cache.graph_key`.
+        meta: the graph's description; its ``data_config`` gives the input size, ``name`` the log line.
+        output_name: the graph output's name.
+        verify: returns the largest difference it measured, or raises :class:`ExportError`.
+
+    Raises:
+        ExportError: the export failed, disagrees with torch, or could not be written (any failure
+            of the export tool chain comes out as this, with the reason).
+    """
+    input_size = meta["data_config"]["input_size"]
     try:
         with graph_cache.scratch_dir(key) as tmp:
             t0 = time.perf_counter()
-            exporter = export_onnx(src, input_size, tmp / graph_cache.GRAPH_FILE)
+            exporter = export_onnx(module, input_size, tmp / graph_cache.GRAPH_FILE, output_name=output_name)
             export_s = time.perf_counter() - t0
             runner = OrtRunner(tmp / graph_cache.GRAPH_FILE)
-            diff = verify_graph(runner, src, input_size)
+            diff = verify(runner, reference, input_size)
             del runner
             graph = graph_cache.publish(tmp, key, {**meta, "exporter": exporter, "export_seconds": round(export_s, 3),
                                                    "verify_max_diff": diff})
@@ -151,5 +173,6 @@ def export_graph(model: torch.nn.Module, key: str, meta: Mapping[str, Any], *,
         raise
     except Exception as e:  # any failure of the export tool chain: a reason for the log, never a crash
         raise ExportError(f"{type(e).__name__}: {e}") from e
-    log.info("exported %s to ONNX with the %s exporter in %.2f s", meta["name"], exporter, export_s)
+    log.info("exported the %s graph of %s with the %s exporter in %.2f s", output_name, meta["name"], exporter,
+             export_s)
     return graph

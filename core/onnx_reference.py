@@ -85,14 +85,41 @@ def to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
     return out
 
 
-def _high_depth_to_l(img: Image.Image, tags: Any = None) -> Image.Image:
-    """16/32-bit integer and float pixels scaled to 8-bit ``L`` (or ``RGB``), as the app does, not clipped.
+def tiff_sample_range(tags: Any) -> tuple[int, bool] | None:
+    """(largest value, signed) of a high-bit-depth file's samples, from its TIFF tags (Pillow's
+    ``tag_v2``); None if unknown. The app's loader (core/images.py) uses this very function.
 
-    Integers are divided by the top of their range: the file's bit depth from its TIFF tags
-    (BitsPerSample 258, MaxSampleValue 281, SampleFormat 339 = signed), else 32767 for signed 16-bit
-    modes, 65535 for 16-bit ones (and for 32-bit ones holding values over 255), else 255; negative
-    values become black. Floats in 0..1 are scaled by 255, larger ones taken as 0..255, NaN and
-    infinities as 0.
+    A 12-bit camera TIFF stores values 0..4095 in 16-bit samples (BitsPerSample 12, or 16 with
+    MaxSampleValue 4095); SampleFormat 2 marks signed integers (TIFF 6.0, tags 258, 281, 339).
+    """
+    if tags is None:
+        return None
+    try:
+        bits = tags.get(258)
+        bits = int(bits[0] if isinstance(bits, tuple) else bits) if bits else None
+        fmt = tags.get(339)
+        signed = int(fmt[0] if isinstance(fmt, tuple) else fmt) == 2 if fmt else False
+        maxv = tags.get(281)
+        maxv = int(maxv[0] if isinstance(maxv, tuple) else maxv) if maxv else None
+    except (TypeError, ValueError, IndexError):
+        return None
+    if bits is None or bits <= 8:
+        return None
+    top = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+    if maxv and 0 < maxv < top:
+        top = maxv
+    return top, signed
+
+
+def high_depth_to_8bit(img: Image.Image, sample_range: tuple[int, bool] | None) -> Image.Image:
+    """16/32-bit integer and float images scaled to 0..255 (``L``, or ``RGB`` for several channels)
+    instead of clipped as Pillow's ``convert`` does. The app's loader (core/images.py) uses this very
+    function, so the reference and the app read such files alike.
+
+    Integers are divided by their range's top (``sample_range``, the file's bit depth when known, see
+    :func:`tiff_sample_range`; else 32767 for signed 16-bit modes, 65535 for 16-bit ones and for 32-bit
+    ones holding values over 255, else 255); negative values of signed samples become black. Floats in
+    0..1 are scaled by 255, larger ones taken as 0..255, NaN and infinities as 0.
     """
     arr = np.asarray(img)
     if img.mode == "F":
@@ -103,28 +130,16 @@ def _high_depth_to_l(img: Image.Image, tags: Any = None) -> Image.Image:
         arr8 = np.clip(arr * scale, 0, 255).round().astype(np.uint8)
     else:
         arr = arr.astype(np.int64)
-        top = None
-        if tags is not None:  # the file's TIFF tags (read before EXIF rotation, which drops them)
-            try:
-                bits, fmt, maxv = (tags.get(t) for t in (258, 339, 281))
-                bits = int(bits[0] if isinstance(bits, tuple) else bits) if bits else 0
-                signed = bool(fmt) and int(fmt[0] if isinstance(fmt, tuple) else fmt) == 2
-                maxv = int(maxv[0] if isinstance(maxv, tuple) else maxv) if maxv else 0
-            except (TypeError, ValueError, IndexError):
-                bits = 0
-            if bits > 8:
-                top = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
-                if 0 < maxv < top:
-                    top = maxv
-        if top is None:
-            if img.mode.startswith("I;16") and img.mode.endswith("S"):
-                top = 32767
-            elif img.mode.startswith("I;16") or (arr.size and arr.max() > 255):
-                top = 65535
-            else:
-                top = 255
+        if sample_range is not None:
+            top = sample_range[0]
+        elif img.mode.startswith("I;16") and img.mode.endswith("S"):
+            top = 32767
+        elif img.mode.startswith("I;16") or (arr.size and arr.max() > 255):
+            top = 65535
+        else:
+            top = 255
         arr8 = np.clip(arr * 255 // top, 0, 255).astype(np.uint8)
-    if arr8.ndim == 3:
+    if arr8.ndim == 3:  # multi-channel 16-bit (rare in Pillow); keep the first three
         return Image.fromarray(np.ascontiguousarray(arr8[..., :3]), "RGB")
     return Image.fromarray(arr8, "L")
 
@@ -136,7 +151,7 @@ def load_rgb(path: str) -> Image.Image:
         im.seek(0)  # first frame / page
         im.load()
         icc = im.info.get("icc_profile")
-        tags = getattr(im, "tag_v2", None)
+        tags = getattr(im, "tag_v2", None)  # before EXIF rotation, which drops them
         img = ImageOps.exif_transpose(im)
     if img.mode in ("RGBa", "La"):  # premultiplied alpha
         img = img.convert("RGBA" if img.mode == "RGBa" else "LA")
@@ -145,7 +160,7 @@ def load_rgb(path: str) -> Image.Image:
     elif img.mode == "1":
         img = img.convert("L")
     elif img.mode.startswith("I") or img.mode == "F":  # 16/32-bit and float: scaled, not clipped
-        img = _high_depth_to_l(img, tags)
+        img = high_depth_to_8bit(img, tiff_sample_range(tags))
     if img.mode in ("RGB", "L") and "transparency" in img.info:  # colour-key transparency (PNG tRNS)
         img = img.convert("RGBA" if img.mode == "RGB" else "LA")
     img = to_srgb(img, icc)

@@ -52,9 +52,9 @@ def test_new_weights_give_a_new_graph(tiny_dir: Path, photo_dir: Path, monkeypat
     exports: list[Path] = []
     real_export = onnx_export.export_onnx
 
-    def counting_export(model, input_size, path):
+    def counting_export(model, input_size, path, **kwargs):
         exports.append(path)
-        return real_export(model, input_size, path)
+        return real_export(model, input_size, path, **kwargs)
 
     monkeypatch.setattr(onnx_export, "export_onnx", counting_export)
     Classifier.load(str(tiny_dir), device="cpu", backend="onnxruntime")
