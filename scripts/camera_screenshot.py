@@ -16,8 +16,9 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from screenshot_support import exit_now, spin  # scripts/ is on sys.path when a script runs
 
 
 def main(out: str) -> int:
@@ -28,14 +29,6 @@ def main(out: str) -> int:
         return _shoot(out, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _wait(app: object, done: object, seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while not done() and time.monotonic() < end:  # type: ignore[operator]
-        app.processEvents()  # type: ignore[attr-defined]
-        time.sleep(0.005)
-    return bool(done())  # type: ignore[operator]
 
 
 def _shoot(out: str, scratch: Path) -> int:
@@ -60,9 +53,9 @@ def _shoot(out: str, scratch: Path) -> int:
     window.resize(1200, 760)
     window.show()
     window.start()
-    _wait(app, lambda: window.model_state is not None, 120)
+    spin(app, lambda: window.model_state is not None, 120)
     window.set_camera_mode(True)  # waits for the model stack first ("Starting camera...")
-    if not _wait(app, lambda: window.camera_page is not None and not window.camera_page.waiting_for_stack, 120):
+    if not spin(app, lambda: window.camera_page is not None and not window.camera_page.waiting_for_stack, 120):
         print("camera mode never started", file=sys.stderr)
         return 1
     page = window.camera_page
@@ -80,8 +73,8 @@ def _shoot(out: str, scratch: Path) -> int:
     for _ in range(3):
         page.capture.capture_one()
     # the worker may still be busy with the model picker's catalogue (seconds): wait for live results
-    _wait(app, lambda: page.controller.stats.results >= 5, 60)
-    _wait(app, lambda: False, 3)
+    spin(app, lambda: page.controller.stats.results >= 5, 60)
+    spin(app, lambda: False, 3)
     page.capture.refresh()
     page.capture.select("cat")
     app.processEvents()
@@ -91,19 +84,11 @@ def _shoot(out: str, scratch: Path) -> int:
     window.close()
     QCoreApplication.processEvents()
     # as app.run: the catalogue listing may still be inside `import timm`, which cannot be interrupted
-    if not _wait(app, lambda: not client.running, 60):
+    if not spin(app, lambda: not client.running, 60):
         print("the worker did not stop within 60 s", file=sys.stderr)
         return 1
     return 0
 
 
-def _exit(code: int) -> None:
-    """As ``app.run``: a worker still inside ``import timm`` (slow on a busy machine) cannot be stopped, and
-    letting Python exit would destroy its running QThread (abort): end the process, scratch already removed."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 if __name__ == "__main__":
-    _exit(main(sys.argv[1] if len(sys.argv) > 1 else "camera-synthetic.png"))
+    exit_now(main(sys.argv[1] if len(sys.argv) > 1 else "camera-synthetic.png"))

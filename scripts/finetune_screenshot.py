@@ -14,43 +14,19 @@ Dataset, model, settings and cache go to a scratch folder removed at the end.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _shapes() -> Any:
-    spec = importlib.util.spec_from_file_location("shapes_dataset", ROOT / "tests" / "core" / "shapes_dataset.py")
-    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
-
-
-def _dark(app: Any) -> None:
-    """Fusion with a dark palette, as a dark desktop gives (Xvfb has no theme to follow)."""
-    from PySide6.QtCore import Qt
-    from PySide6.QtGui import QColor, QPalette
-
-    app.setStyle("Fusion")
-    app.styleHints().setColorScheme(Qt.ColorScheme.Dark)
-    pal = QPalette()
-    R = QPalette.ColorRole
-    for role, colour in ((R.Window, "#2b2b2b"), (R.WindowText, "#e6e6e6"), (R.Base, "#1f1f1f"),
-                         (R.AlternateBase, "#353535"), (R.Text, "#e6e6e6"), (R.Button, "#353535"),
-                         (R.ButtonText, "#e6e6e6"), (R.Highlight, "#3d8ee6"), (R.HighlightedText, "#ffffff"),
-                         (R.Mid, "#5a5a5a"), (R.PlaceholderText, "#a0a0a0"), (R.ToolTipBase, "#353535"),
-                         (R.ToolTipText, "#e6e6e6")):
-        pal.setColor(role, QColor(colour))
-    for role in (R.WindowText, R.Text, R.ButtonText):  # disabled controls look disabled (a run is going on)
-        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#808080"))
-    app.setPalette(pal)
+from screenshot_support import (  # scripts/ is on sys.path when a script runs
+    apply_dark_palette,
+    exit_now,
+    shapes_dataset,
+    spin,
+)
 
 
 def _arg(argv: list[str], name: str, default: str) -> str:
@@ -76,11 +52,11 @@ def _shoot(during: str, after: str, scratch: Path, dark: bool, mode: str, epochs
     from squeezelens.gui.finetune_window import FinetuneWindow
     from squeezelens.gui.settings import AppSettings
 
-    data = _shapes().make_dataset(scratch / "shapes", per_class=16, size=48, seed=3,
-                                  classes=("checkerboard", "green_stripes", "red_circles"))
+    data = shapes_dataset().make_dataset(scratch / "shapes", per_class=16, size=48, seed=3,
+                                         classes=("checkerboard", "green_stripes", "red_circles"))
     app = create_app()
     if dark:
-        _dark(app)
+        apply_dark_palette(app)
     settings = AppSettings()
     settings.device = "cpu"
     w = FinetuneWindow(settings, "seresnext26d_32x4d")
@@ -92,14 +68,7 @@ def _shoot(during: str, after: str, scratch: Path, dark: bool, mode: str, epochs
     w.form.input_size.setValue(32)
     w.form.output_edit.setText(str(scratch / "shapes-model"))
 
-    def spin(done: Any, seconds: float) -> bool:
-        end = time.monotonic() + seconds
-        while not done() and time.monotonic() < end:
-            app.processEvents()
-            time.sleep(0.01)
-        return bool(done())
-
-    spin(lambda: w.start_button.isEnabled(), 60)  # the preview has scanned the folder
+    spin(app, lambda: w.start_button.isEnabled(), 60)  # the preview has scanned the folder
     seen: list[Any] = []
     shot = [False]
 
@@ -119,10 +88,10 @@ def _shoot(during: str, after: str, scratch: Path, dark: bool, mode: str, epochs
         return 1
     assert w.run is not None
     w.run.progressed.connect(on_event)
-    if not spin(lambda: w.run is None, 600):
+    if not spin(app, lambda: w.run is None, 600):
         print("the run did not end in 10 minutes")
         return 1
-    spin(lambda: False, 1.0)
+    spin(app, lambda: False, 1.0)
     w.grab().save(after)
     print(f"saved {after}: {w.status.text()}")
     w.close()
@@ -130,12 +99,5 @@ def _shoot(during: str, after: str, scratch: Path, dark: bool, mode: str, epochs
     return 0
 
 
-def _exit(code: int) -> None:
-    """As ``app.run``: end the process without waiting for a worker still inside torch."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 if __name__ == "__main__":
-    _exit(main(sys.argv[1:]))
+    exit_now(main(sys.argv[1:]))

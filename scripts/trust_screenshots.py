@@ -14,24 +14,17 @@ Everything is written to a temporary folder (settings and cache too).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import tempfile
 from pathlib import Path
 
+from screenshot_support import apply_dark_palette, shapes_dataset  # scripts/ is on sys.path when a script runs
+
 TMP = Path(tempfile.mkdtemp(prefix="trust-shots-"))
 os.environ.setdefault("SQUEEZELENS_CACHE_DIR", str(TMP / "cache"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["XDG_CONFIG_HOME"] = str(TMP / "config")
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _shapes():
-    spec = importlib.util.spec_from_file_location("shapes_dataset", ROOT / "tests" / "core" / "shapes_dataset.py")
-    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
 
 
 def _save(folder: Path, seed: int, labels: list[str], extra: dict) -> Path:
@@ -45,26 +38,13 @@ def _save(folder: Path, seed: int, labels: list[str], extra: dict) -> Path:
     return save_model(net, folder, labels, extra_config=extra)
 
 
-def _dark(app) -> None:
-    from PySide6.QtGui import QColor, QPalette
-
-    app.setStyle("Fusion")
-    p = QPalette()
-    for role, colour in ((QPalette.ColorRole.Window, "#2b2b2b"), (QPalette.ColorRole.WindowText, "#e6e6e6"),
-                         (QPalette.ColorRole.Base, "#1e1e1e"), (QPalette.ColorRole.AlternateBase, "#333333"),
-                         (QPalette.ColorRole.Text, "#e6e6e6"), (QPalette.ColorRole.Button, "#3a3a3a"),
-                         (QPalette.ColorRole.ButtonText, "#e6e6e6"), (QPalette.ColorRole.Highlight, "#3d6ea8")):
-        p.setColor(role, QColor(colour))
-    app.setPalette(p)
-
-
 def main() -> int:
     view = sys.argv[1]
     from squeezelens.gui.app import create_app
 
     app = create_app()
     if "--dark" in sys.argv:
-        _dark(app)
+        apply_dark_palette(app)
     keep = []
     if view == "unknown":
         from squeezelens.core.unknown import CONFIG_KEY, UnknownCalibration
@@ -77,7 +57,7 @@ def main() -> int:
         img = TMP / "face.png"
         import numpy as np
 
-        _shapes().make_image("checkerboard", np.random.default_rng(5), 256).save(img)
+        shapes_dataset().make_image("checkerboard", np.random.default_rng(5), 256).save(img)
         settings = AppSettings()
         settings.device = "cpu"
         w = MainWindow(InferenceClient(), settings)
@@ -90,8 +70,8 @@ def main() -> int:
         from squeezelens.core.review import move_to_class
         from squeezelens.gui.review_window import ReviewWindow
 
-        data = _shapes().make_dataset(TMP / "pets", per_class=12, size=64, seed=4,
-                                      classes=("checkerboard", "green_stripes", "red_circles"))
+        data = shapes_dataset().make_dataset(TMP / "pets", per_class=12, size=64, seed=4,
+                                             classes=("checkerboard", "green_stripes", "red_circles"))
         move_to_class(data / "red_circles" / "red_circles_003.png", "green_stripes")
         move_to_class(data / "checkerboard" / "checkerboard_007.png", "red_circles")
         w = ReviewWindow(str(data), model="seresnext26d_32x4d", input_size=64, device="cpu")

@@ -13,8 +13,9 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from screenshot_support import apply_dark_palette, exit_now, spin  # scripts/ is on sys.path when a script runs
 
 
 def main(argv: list[str]) -> int:
@@ -31,7 +32,6 @@ def main(argv: list[str]) -> int:
 def _shoot(out: str, scratch: Path, dark: bool, batch: bool) -> int:
     import numpy as np
     from PIL import Image
-    from PySide6.QtCore import Qt
 
     from squeezelens.gui.app import create_app
     from squeezelens.gui.main_window import MainWindow
@@ -50,53 +50,27 @@ def _shoot(out: str, scratch: Path, dark: bool, batch: bool) -> int:
         Image.fromarray(arr).save(photos / f"cat-on-the-garden-wall-{i + 1}.jpg")
     (photos / "notes-not-an-image.jpg").write_bytes(b"not a jpeg") if batch else None
     app = create_app()
-    if dark:  # Xvfb has no desktop theme to follow: Fusion with a dark palette, as a dark desktop gives
-        from PySide6.QtGui import QColor, QPalette
-
-        app.setStyle("Fusion")
-        app.styleHints().setColorScheme(Qt.ColorScheme.Dark)
-        pal = QPalette()
-        R = QPalette.ColorRole
-        for role, colour in ((R.Window, "#2b2b2b"), (R.WindowText, "#e6e6e6"), (R.Base, "#1f1f1f"),
-                             (R.AlternateBase, "#353535"), (R.Text, "#e6e6e6"), (R.Button, "#353535"),
-                             (R.ButtonText, "#e6e6e6"), (R.Highlight, "#3d8ee6"), (R.HighlightedText, "#ffffff"),
-                             (R.Mid, "#5a5a5a"), (R.PlaceholderText, "#a0a0a0"), (R.ToolTipBase, "#353535"),
-                             (R.ToolTipText, "#e6e6e6")):
-            pal.setColor(role, QColor(colour))
-        app.setPalette(pal)
+    if dark:
+        apply_dark_palette(app)
     client = InferenceClient()
     window = MainWindow(client, AppSettings())
     window.resize(1100, 700)
     window.show()
     window.start([str(photos)] if batch else [str(photos / "cat-on-the-garden-wall-1.jpg")])
 
-    def spin(done: object, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while not done() and time.monotonic() < end:  # type: ignore[operator]
-            app.processEvents()
-            time.sleep(0.01)
-
     if batch:
-        spin(lambda: window.batches and not next(iter(window.batches.values())).running, 180)
+        spin(app, lambda: window.batches and not next(iter(window.batches.values())).running, 180)
         target = next(iter(window.batches.values()))
     else:
-        spin(lambda: window.current is not None and window.current.prediction is not None, 180)
+        spin(app, lambda: window.current is not None and window.current.prediction is not None, 180)
         target = window
-    spin(lambda: False, 1.5)
+    spin(app, lambda: False, 1.5)
     target.grab().save(out)
     print(f"saved {out}")
     window.close()
-    spin(lambda: not client.running, 60)
+    spin(app, lambda: not client.running, 60)
     return 0
 
 
-def _exit(code: int) -> None:
-    """As ``app.run``: a worker still inside ``import timm`` (slow on a busy machine) cannot be stopped, and
-    letting Python exit would destroy its running QThread (abort): end the process, scratch already removed."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 if __name__ == "__main__":
-    _exit(main(sys.argv[1:]))
+    exit_now(main(sys.argv[1:]))

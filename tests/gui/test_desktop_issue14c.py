@@ -201,8 +201,9 @@ def _palettes() -> list[tuple[str, Any]]:
     light = QStyleFactory.create("Fusion").standardPalette()
     dark = QPalette(QApplication.palette())
     R = QPalette.ColorRole
+    # the colours of scripts/screenshot_support.apply_dark_palette
     for role, colour in ((R.Window, "#2b2b2b"), (R.WindowText, "#e6e6e6"), (R.Base, "#1f1f1f"),
-                         (R.Text, "#e6e6e6"), (R.PlaceholderText, "#a0a0a0")):  # scripts/window_screenshot.py --dark
+                         (R.Text, "#e6e6e6"), (R.PlaceholderText, "#a0a0a0")):
         dark.setColor(role, QColor(colour))
     return [("light", light), ("dark", dark), ("app", QApplication.palette())]
 

@@ -224,7 +224,7 @@ def test_warnings_and_errors_are_readable_in_both_palettes(window: Any, dark: bo
 
     if dark:
         pal = _dark()
-        pal.setColor(QPalette.ColorRole.Window, QColor("#2b2b2b"))  # scripts/finetune_screenshot.py --dark
+        pal.setColor(QPalette.ColorRole.Window, QColor("#2b2b2b"))  # scripts/screenshot_support.apply_dark_palette
         window.setPalette(pal)
     window.setAutoFillBackground(True)
     window._on_event(RUN_ID, WarningEvent("seresnext26d_32x4d has no pretrained weights (offline): training "
