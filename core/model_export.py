@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from . import graph_cache, onnx_export, onnx_reference
-from .errors import ExportError, ImageLoadError, OutputError, SqueezeLensError, UsageError
+from .atomic_files import write_bytes_atomic
+from .errors import ExportError, ImageLoadError, SqueezeLensError, UsageError
 from .numpy_transform import DEFAULT_CROP_PCT, numpy_eval_transform
 from .weights import ProgressFn
 
@@ -272,29 +273,6 @@ def export_model(
         write_bytes_atomic(out, proto.SerializeToString())
     return ExportSummary(out, loaded.name, len(loaded.labels), quantize, out.stat().st_size,
                          time.perf_counter() - t0, len(calib), loaded.untrained)
-
-
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path`` (mode 0644), then rename it over ``path``.
-
-    Raises:
-        OutputError: the folder is missing or not writable, or the disk is full; the old file is
-            then as it was and no temp file is left.
-    """
-    out = Path(path)
-    tmp: str | None = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException as e:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise OutputError(f"cannot write: {e.strerror or e}", str(out)) from e
-        raise
 
 
 def read_export_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -22,6 +22,10 @@ from . import classify, explain, export, finetune, gui, models, review, versions
 from .exit_codes import EXIT_BROKEN_PIPE, EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 from .gui import GuiRunner, QtChecks
 
+#: The subcommands besides ``gui``: each module's ``run(args)`` returns the exit code.
+COMMANDS = {"classify": classify, "models": models, "finetune": finetune, "versions": versions,
+            "review": review, "export": export, "explain": explain}
+
 #: What may come first on the command line; anything else means ``gui`` (``squeezelens photo.jpg``).
 FIRST_ARGUMENTS = ("classify", "models", "finetune", "gui", "-h", "--help", "--version", "--self-test",
                    "versions", "review", "export", "explain")
@@ -80,20 +84,9 @@ def main(argv: Sequence[str] | None = None, run_gui: GuiRunner | None = None,
     try:
         if args.self_test:
             return gui.run_self_test(qt_checks)
-        if args.command == "classify":
-            return classify.run(args)
-        if args.command == "models":
-            return models.run(args)
-        if args.command == "finetune":
-            return finetune.run(args)
-        if args.command == "versions":
-            return versions.run(args)
-        if args.command == "review":
-            return review.run(args)
-        if args.command == "export":
-            return export.run(args)
-        if args.command == "explain":
-            return explain.run(args)
+        command = COMMANDS.get(args.command)
+        if command is not None:
+            return command.run(args)
         return gui.run(args, run_gui)
     except Cancelled as e:
         print(f"squeezelens: {e}", file=sys.stderr)

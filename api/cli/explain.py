@@ -49,10 +49,10 @@ def run(args: argparse.Namespace) -> int:
     """
     import numpy as np
 
+    from squeezelens.core.atomic_files import write_bytes_atomic
     from squeezelens.core.engine import Classifier
     from squeezelens.core.heatmap import explain, overlay, resolve_class
     from squeezelens.core.images import open_image
-    from squeezelens.core.model_export import write_bytes_atomic
 
     if not 0.0 <= args.opacity <= 1.0:
         raise UsageError("--opacity must be between 0 and 1")

@@ -126,11 +126,7 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_CANCELLED
         finally:
             printer.end_line()
-        sys.stdout.write(format_summary(result))
-        sys.stdout.flush()
-        if args.json:
-            write_text_atomic(args.json, format_finetune_json(result))
-        return EXIT_OK
+        return _report(result, args)
     cancel = threading.Event()
     printer = ProgressPrinter(sys.stderr)
     restore = _install_sigint(cancel, printer)
@@ -148,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         restore()
         printer.end_line()
+    return _report(result, args)
+
+
+def _report(result: Any, args: argparse.Namespace) -> int:
+    """The summary on stdout and, with ``--json``, the report file; the exit code of a finished run."""
     sys.stdout.write(format_summary(result))
     sys.stdout.flush()
     if args.json:
