@@ -41,6 +41,42 @@ def photo(size: tuple[int, int] = (64, 48), seed: int = 0) -> Image.Image:
     return Image.fromarray(arr, "RGB")
 
 
+_D50_XYZ = np.array([0.9642, 1.0, 0.8249])  # the ICC profile connection space's white
+_CPRT = b"text" + b"\0" * 4 + b"none\0"
+
+
+def _s15(v: float) -> bytes:
+    """ICC s15Fixed16Number."""
+    return struct.pack(">i", int(round(v * 65536)))
+
+
+def _xyz(v: np.ndarray) -> bytes:
+    """ICC XYZType of one XYZ triple."""
+    return b"XYZ " + b"\0" * 4 + b"".join(_s15(c) for c in v)
+
+
+def _desc(text: bytes) -> bytes:
+    """ICC v2 textDescriptionType with the ASCII ``text`` (NUL-terminated) and empty Unicode/ScriptCode parts."""
+    return b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + b"\0" * 12 + b"\0" * 67
+
+
+def _icc(device_class: bytes, colour_space: bytes, pcs: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
+    """An ICC v2.1 profile: the 128-byte header (D50 illuminant), the tag table, the tags 4-byte aligned."""
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for sig, body in tags:
+        while (offset + len(data)) % 4:
+            data += b"\0"
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    body = struct.pack(">I", len(tags)) + table + data
+    header = (struct.pack(">I", 128 + len(body)) + b"lcms" + struct.pack(">I", 0x02100000) + device_class
+              + colour_space + pcs + b"\0" * 12 + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
+              + _s15(_D50_XYZ[0]) + _s15(_D50_XYZ[1]) + _s15(_D50_XYZ[2]) + b"\0" * 4 + b"\0" * 16 + b"\0" * 28)
+    assert len(header) == 128, len(header)
+    return header + body
+
+
 def _matrix_profile(primaries: tuple[tuple[float, float], ...], white: tuple[float, float], gamma: float) -> bytes:
     """A minimal ICC v2 RGB display profile: rXYZ/gXYZ/bXYZ (D50-adapted), wtpt, rTRC/gTRC/bTRC."""
     wx, wy = white
@@ -55,32 +91,11 @@ def _matrix_profile(primaries: tuple[tuple[float, float], ...], white: tuple[flo
     A = np.linalg.inv(B) @ cone @ B
     M50 = A @ M
 
-    def s15(v: float) -> bytes:
-        return struct.pack(">i", int(round(v * 65536)))
-
-    def xyz(v: np.ndarray) -> bytes:
-        return b"XYZ " + b"\0" * 4 + b"".join(s15(c) for c in v)
-
     curv = b"curv" + b"\0" * 4 + struct.pack(">I", 1) + struct.pack(">H", int(round(gamma * 256))) + b"\0\0"
-    desc_text = b"SqueezeLens test profile\0"
-    desc = (b"desc" + b"\0" * 4 + struct.pack(">I", len(desc_text)) + desc_text + b"\0" * 12 + b"\0" * 67)
-    cprt = b"text" + b"\0" * 4 + b"none\0"
-    tags = [(b"desc", desc), (b"cprt", cprt), (b"wtpt", xyz(D50)), (b"rXYZ", xyz(M50[:, 0])),
-            (b"gXYZ", xyz(M50[:, 1])), (b"bXYZ", xyz(M50[:, 2])), (b"rTRC", curv), (b"gTRC", curv), (b"bTRC", curv)]
-    offset = 128 + 4 + 12 * len(tags)
-    table, data = b"", b""
-    for sig, body in tags:
-        while (offset + len(data)) % 4:
-            data += b"\0"
-        table += sig + struct.pack(">II", offset + len(data), len(body))
-        data += body
-    body = struct.pack(">I", len(tags)) + table + data
-    size = 128 + len(body)
-    header = (struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000) + b"mntr" + b"RGB " + b"XYZ "
-              + b"\0" * 12 + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
-              + s15(D50[0]) + s15(D50[1]) + s15(D50[2]) + b"\0" * 4 + b"\0" * 16 + b"\0" * 28)
-    assert len(header) == 128, len(header)
-    return header + body
+    tags = [(b"desc", _desc(b"SqueezeLens test profile\0")), (b"cprt", _CPRT), (b"wtpt", _xyz(D50)),
+            (b"rXYZ", _xyz(M50[:, 0])), (b"gXYZ", _xyz(M50[:, 1])), (b"bXYZ", _xyz(M50[:, 2])),
+            (b"rTRC", curv), (b"gTRC", curv), (b"bTRC", curv)]
+    return _icc(b"mntr", b"RGB ", b"XYZ ", tags)
 
 
 D65 = (0.3127, 0.3290)
@@ -118,27 +133,9 @@ def cmyk_profile(grid: int = 5) -> bytes:
     ident = b"".join(struct.pack(">i", 65536 if i % 4 == 0 else 0) for i in range(9))
     mft1 = (b"mft1" + b"\0" * 4 + bytes([4, 3, grid, 0]) + ident + ramp * 4 + lab.astype(np.uint8).tobytes()
             + ramp * 3)
-    desc_text = b"SqueezeLens CMYK test profile\0"
-    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(desc_text)) + desc_text + b"\0" * 12 + b"\0" * 67
-    d50 = np.array([0.9642, 1.0, 0.8249])
-
-    def s15(v: float) -> bytes:
-        return struct.pack(">i", int(round(v * 65536)))
-
-    wtpt = b"XYZ " + b"\0" * 4 + b"".join(s15(v) for v in d50)
-    tags = [(b"desc", desc), (b"cprt", b"text" + b"\0" * 4 + b"none\0"), (b"wtpt", wtpt), (b"A2B0", mft1)]
-    offset = 128 + 4 + 12 * len(tags)
-    table, data = b"", b""
-    for sig, body in tags:
-        while (offset + len(data)) % 4:
-            data += b"\0"
-        table += sig + struct.pack(">II", offset + len(data), len(body))
-        data += body
-    body = struct.pack(">I", len(tags)) + table + data
-    header = (struct.pack(">I", 128 + len(body)) + b"lcms" + struct.pack(">I", 0x02100000) + b"prtr" + b"CMYK"
-              + b"Lab " + b"\0" * 12 + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
-              + s15(d50[0]) + s15(d50[1]) + s15(d50[2]) + b"\0" * 4 + b"\0" * 16 + b"\0" * 28)
-    icc = header + body
+    tags = [(b"desc", _desc(b"SqueezeLens CMYK test profile\0")), (b"cprt", _CPRT), (b"wtpt", _xyz(_D50_XYZ)),
+            (b"A2B0", mft1)]
+    icc = _icc(b"prtr", b"CMYK", b"Lab ", tags)
     ImageCms.ImageCmsProfile(io.BytesIO(icc))  # LittleCMS accepts it
     return icc
 
