@@ -13,6 +13,7 @@ Qt-free: the GUI calls it from a worker-side thread and waits for its answer, ne
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
 
@@ -42,3 +43,22 @@ def import_model_stack(modules: tuple[str, ...] = MODEL_STACK) -> list[str]:
         importlib.import_module(name)
         done.append(name)
     return done
+
+
+def freeze_imported_objects() -> int:
+    """Exclude every object alive now from later garbage collections (:func:`gc.freeze`); call it once the
+    model stack is imported.
+
+    Why: with torch, timm, ONNX Runtime and Qt imported a process tracks about 450,000 objects that live
+    until exit (modules, functions, classes). Python's full (generation 2) collection scans all of them
+    each time it runs, in whichever thread allocated last, and holds the GIL meanwhile: a model load in
+    the worker then stops the GUI thread for as long (docs/PERFORMANCE.md "Garbage collection pauses",
+    ``bench/gc_pause.py``). Frozen objects are still freed by reference counting when their last reference
+    goes (a classifier dropped on a model switch is); only a reference cycle among them would stay.
+
+    Returns:
+        The number of objects now frozen (:func:`gc.get_freeze_count`).
+    """
+    gc.collect()  # garbage from the imports is freed now, not frozen
+    gc.freeze()
+    return gc.get_freeze_count()

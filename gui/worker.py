@@ -106,10 +106,14 @@ StackImporter = Callable[[], Any]
 
 
 def default_stack_importer() -> Any:
-    """The real one: torch, torch._dynamo (triton), torchvision, timm, onnxruntime... (see core.model_stack)."""
-    from squeezelens.core.model_stack import import_model_stack
+    """The real one: torch, torch._dynamo (triton), torchvision, timm, onnxruntime... (see core.model_stack);
+    then the objects they made are frozen out of garbage collection, whose full passes would otherwise
+    stall the GUI thread (``core.model_stack.freeze_imported_objects``)."""
+    from squeezelens.core.model_stack import freeze_imported_objects, import_model_stack
 
-    return import_model_stack()
+    imported = import_model_stack()
+    freeze_imported_objects()
+    return imported
 
 
 def default_loader(spec: ModelSpec, progress: Callable[[int, int | None], None], cancel: threading.Event) -> Any:

@@ -14,7 +14,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from .conftest import Renamed, SlowClassifier, fixed_loader
+from .conftest import Renamed, SlowClassifier, fixed_loader, objects_frozen_as_in_the_app
 
 WAIT_MS = 20_000
 
@@ -387,16 +387,18 @@ def test_settings_persist_geometry_and_model(qtbot: Any, make_window: Any) -> No
 
 
 def watch_gaps(qtbot: Any, action: Any = None, seconds: float = 0.5) -> list[float]:
-    """Run a 10 ms timer in the GUI thread for ``seconds`` (after ``action``) and return the gaps it saw."""
-    stamps: list[float] = [time.perf_counter()]
-    timer = QTimer(interval=10)
-    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
-    timer.start()
-    if action is not None:
-        action()
-    qtbot.wait(int(seconds * 1000))
-    timer.stop()
-    stamps.append(time.perf_counter())
+    """Run a 10 ms timer in the GUI thread for ``seconds`` (after ``action``) and return the gaps it saw
+    (with this process's objects frozen out of garbage collection, as the app's are: see conftest)."""
+    with objects_frozen_as_in_the_app():
+        stamps: list[float] = [time.perf_counter()]
+        timer = QTimer(interval=10)
+        timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
+        timer.start()
+        if action is not None:
+            action()
+        qtbot.wait(int(seconds * 1000))
+        timer.stop()
+        stamps.append(time.perf_counter())
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
