@@ -21,11 +21,15 @@ def luminance(colour: QColor) -> float:
     return 0.2126 * _channel(colour.redF()) + 0.7152 * _channel(colour.greenF()) + 0.0722 * _channel(colour.blueF())
 
 
+def mix(a: QColor, b: QColor, t: float) -> QColor:
+    """The opaque colour ``t`` of the way from ``a`` (0) to ``b`` (1), channel by channel in sRGB."""
+    return QColor.fromRgbF(a.redF() * (1 - t) + b.redF() * t, a.greenF() * (1 - t) + b.greenF() * t,
+                           a.blueF() * (1 - t) + b.blueF() * t)
+
+
 def over(fg: QColor, bg: QColor) -> QColor:
     """``fg`` (maybe translucent) painted over the opaque ``bg``: the colour the eye gets."""
-    a = fg.alphaF()
-    return QColor.fromRgbF(fg.redF() * a + bg.redF() * (1 - a), fg.greenF() * a + bg.greenF() * (1 - a),
-                           fg.blueF() * a + bg.blueF() * (1 - a))
+    return mix(bg, fg, fg.alphaF())
 
 
 def contrast_ratio(fg: QColor, bg: QColor) -> float:
@@ -46,9 +50,7 @@ def secondary_text(palette: QPalette, background: QPalette.ColorRole = QPalette.
     text = palette.color(QPalette.ColorRole.WindowText)
     best = best_mixed = over(text, bg)
     for step in range(1, 20):  # from the full text colour toward the background, in 5% steps
-        t = step / 20
-        mixed = QColor.fromRgbF(best.redF() * (1 - t) + bg.redF() * t, best.greenF() * (1 - t) + bg.greenF() * t,
-                                best.blueF() * (1 - t) + bg.blueF() * t)
+        mixed = mix(best, bg, step / 20)
         if contrast_ratio(mixed, bg) < MIN_CONTRAST + 0.2:  # a margin for antialiasing
             break
         best_mixed = mixed
@@ -69,9 +71,7 @@ def readable_on(colour: QColor, background: QColor, minimum: float = MIN_CONTRAS
     end = black if contrast_ratio(black, background) >= contrast_ratio(white, background) else white
     mixed = colour
     for step in range(1, 21):
-        t = step / 20
-        mixed = QColor.fromRgbF(colour.redF() * (1 - t) + end.redF() * t, colour.greenF() * (1 - t) + end.greenF() * t,
-                                colour.blueF() * (1 - t) + end.blueF() * t)
+        mixed = mix(colour, end, step / 20)
         if contrast_ratio(mixed, background) >= minimum:
             break
     return mixed

@@ -59,15 +59,20 @@ ERROR_COLOUR = "#c62828"
 WARN_COLOUR = "#b26a00"
 
 
+def _text_style(colour: str, palette: QPalette) -> str:
+    """The style sheet of text in ``colour``, made readable on ``palette``'s window colour."""
+    return f"color: {readable_on(QColor(colour), palette.color(QPalette.ColorRole.Window)).name()};"
+
+
 def error_style(palette: QPalette) -> str:
     """The style sheet of error text on ``palette``'s window colour (``#c62828`` on a light window)."""
-    return f"color: {readable_on(QColor(ERROR_COLOUR), palette.color(QPalette.ColorRole.Window)).name()};"
+    return _text_style(ERROR_COLOUR, palette)
 
 
 def warn_style(palette: QPalette) -> str:
     """The style sheet of warning text on ``palette``'s window colour (``#b26a00`` on a light one, lighter on
     a dark one)."""
-    return f"color: {readable_on(QColor(WARN_COLOUR), palette.color(QPalette.ColorRole.Window)).name()};"
+    return _text_style(WARN_COLOUR, palette)
 
 
 def default_output_for(data_folder: str) -> str:
