@@ -10,7 +10,7 @@ from pathlib import Path
 from .errors import OutputError
 
 
-def _new_file_mode(out: Path) -> int:
+def new_file_mode(out: Path) -> int:
     """The old file's permissions, else 0644 (what ``open(path, "w")`` gives under the usual umask).
 
     (Reading the real umask means setting it, which races with other threads creating files.)
@@ -55,7 +55,7 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         # mkstemp makes the file 0600; an exported file should be as readable as any other file
-        os.chmod(tmp, _new_file_mode(out))
+        os.chmod(tmp, new_file_mode(out))
         os.replace(tmp, out)
     except BaseException as e:
         if tmp is not None:

@@ -196,8 +196,7 @@ class Classifier:
             raise UsageError("ONNX Runtime does not run on mps here; use --backend torch or --device cpu")
         fast = cls._load_cached_graph(model, weights, device, backend, fast_decode, allow_download, progress, cancel)
         if fast is not None:
-            fast.requested_precision = str(precision)
-            fast.fidelity_photos = precision_modes.model_photos(model) if precision != "fp32" else ()
+            fast._request_precision(precision, model)
             fast._adopt_precision(fast._runner, wait=export == "wait")
             return fast
         dev = pick_device(device)
@@ -211,8 +210,7 @@ class Classifier:
             clf._note_torch_precision(str(precision))
             return clf
         clf = cls(loaded, "cpu", fast_decode=fast_decode)
-        clf.requested_precision = str(precision)
-        clf.fidelity_photos = precision_modes.model_photos(model) if precision != "fp32" else ()
+        clf._request_precision(precision, model)
         wait = backend == "onnxruntime" or export == "wait"
         clf._adopt_onnx(model, weights, ort_device=dev, wait=wait, strict=backend == "onnxruntime")
         return clf
@@ -315,6 +313,12 @@ class Classifier:
         # process that ends with os._exit meanwhile leaves only a scratch folder, removed later.
         self._export_thread = threading.Thread(target=work, name="squeezelens-onnx-export", daemon=False)
         self._export_thread.start()
+
+    def _request_precision(self, precision: str, model: str | None) -> None:
+        """Ask for ``precision`` on the graph path; a reduced one is checked on the model's own validation
+        images too (:func:`.precision.model_photos`)."""
+        self.requested_precision = str(precision)
+        self.fidelity_photos = precision_modes.model_photos(model) if precision != "fp32" else ()
 
     def _note_torch_precision(self, requested: str) -> None:
         """Reduced precision is for the CPU graph path: say so when it was asked for explicitly."""

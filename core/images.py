@@ -273,7 +273,7 @@ def to_rgb(img: Image.Image, icc: bytes | None = None, sample_range: tuple[int, 
         img: decoded pixels of any mode (``1``, ``L``, ``LA``, ``La``, ``P``, ``PA``, ``RGB``,
             ``RGBA``, ``RGBa``, ``RGBX``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``, ``I``, ``I;16*``, ``F``).
         icc: an ICC profile to convert from to sRGB (:func:`.colour.to_srgb`), or None for none.
-        sample_range: (largest value, signed) of high-bit-depth samples (:func:`.onnx_reference.sample_range`);
+        sample_range: (largest value, signed) of high-bit-depth samples (:func:`.onnx_reference.tiff_sample_range`);
             None: 16-bit modes span 0..65535, 32-bit integers too when a value exceeds 255.
     """
     mode = img.mode

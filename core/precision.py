@@ -30,7 +30,7 @@ import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -401,7 +401,7 @@ def choose(requested: str, graph_path: Path, fp32: LogitsRunner, transform: Call
         UsageError: an unknown mode.
     """
     default_opener = opener is None
-    opener = opener or open_mode
+    opener = opener or partial(open_mode, extra_photos=extra_photos)
     notes: list[str] = []
     verdicts: list[Fidelity] = []
     inputs: np.ndarray | None = None
@@ -419,8 +419,7 @@ def choose(requested: str, graph_path: Path, fp32: LogitsRunner, transform: Call
                 notes.append(f"{mode} refused for this model: {known.reason}")
                 continue
         try:
-            runner, engine = (open_mode(graph_path, mode, transform, extra_photos) if default_opener
-                              else opener(graph_path, mode, transform))
+            runner, engine = opener(graph_path, mode, transform)
         except Exception as e:
             reason = e.reason if isinstance(e, ExportError) else f"{type(e).__name__}: {e}"
             notes.append(f"{mode} refused: {reason}")

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .atomic_files import new_file_mode
 from .errors import ImageLoadError, OutputError, UsageError
 from .predictions import Prediction
 from .report import UNTRAINED_NOTE, encode_output, format_csv, format_json, format_table
@@ -201,13 +202,6 @@ class TextWriter:
 # -- files --------------------------------------------------------------------------------------------
 
 
-def _new_file_mode(out: Path) -> int:
-    try:
-        return stat.S_IMODE(out.stat().st_mode)
-    except OSError:
-        return 0o644
-
-
 class _OnInner:
     """A writer that hands each prediction to ``inner`` (a :class:`TextWriter`) and adds its own ``close``."""
 
@@ -256,7 +250,7 @@ class AtomicFileWriter(_OnInner):
             self.inner.close()
             os.close(self.fd)
             self.fd = -1
-            os.chmod(self.tmp, _new_file_mode(self.out))
+            os.chmod(self.tmp, new_file_mode(self.out))
             os.replace(self.tmp, self.out)
         except OSError as e:
             self.abort()
@@ -366,7 +360,7 @@ def write_parquet(out: Path, journal: Path, keep_old: bool) -> None:
                 w.write_table(pa.Table.from_pylist(rows, schema=schema))
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.chmod(tmp, _new_file_mode(out))
+        os.chmod(tmp, new_file_mode(out))
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -528,7 +522,7 @@ def _repair(path: Path, scan: ResumeScan, head: int = 0) -> None:
                 dst.write(src.read(end - start))
             dst.flush()
             os.fsync(dst.fileno())
-        os.chmod(tmp, _new_file_mode(path))
+        os.chmod(tmp, new_file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
