@@ -90,6 +90,11 @@ def backbone_digest(model: torch.nn.Module) -> str:
     return state_digest(model, exclude=(head,) if isinstance(head, str) else tuple(head))
 
 
+def architecture_of(model: Any) -> str:
+    """A timm model's architecture name (``pretrained_cfg["architecture"]``), else its class name."""
+    return str((getattr(model, "pretrained_cfg", None) or {}).get("architecture") or type(model).__name__)
+
+
 def model_key(model: Any, data_config: Mapping[str, Any], decode_min_side: int | None,
               extractor: Mapping[str, str] | None = None) -> str:
     """The cache key of a feature extractor: architecture, backbone weights, preprocessing, pooling,
@@ -97,8 +102,10 @@ def model_key(model: Any, data_config: Mapping[str, Any], decode_min_side: int |
     i.e. engine, device, precision and graph kind; default eager torch fp32 on the CPU), so vectors
     of another engine or precision are never mixed in with these."""
     if extractor is None:
-        extractor = {"engine": "torch", "device": "cpu", "precision": "fp32", "graph": "eager"}
-    arch = (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or type(model).__name__
+        from .feature_graph import runner_identity
+
+        extractor = runner_identity("torch", "cpu")
+    arch = architecture_of(model)
     parts = {
         "format": CACHE_FORMAT,
         "architecture": arch,

@@ -82,6 +82,13 @@ class FeatureRunner(Protocol):
         ...
 
 
+def runner_identity(engine: str, device: str) -> dict[str, str]:
+    """The :attr:`FeatureRunner.identity` of ``engine`` (``onnxruntime``: the features graph; ``torch``:
+    eager) on ``device``, in fp32 (the only precision for now)."""
+    return {"engine": engine, "device": device, "precision": "fp32",
+            "graph": GRAPH_KIND if engine == "onnxruntime" else "eager"}
+
+
 class TorchFeatureRunner:
     """Eager torch: ``model.forward_head(model.forward_features(x), pre_logits=True)`` on ``device``."""
 
@@ -95,7 +102,7 @@ class TorchFeatureRunner:
 
     @property
     def identity(self) -> dict[str, str]:
-        return {"engine": self.engine, "device": self.device, "precision": self.precision, "graph": "eager"}
+        return runner_identity(self.engine, self.device)
 
     def features(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
         import torch
@@ -124,7 +131,7 @@ class OrtFeatureRunner:
 
     @property
     def identity(self) -> dict[str, str]:
-        return {"engine": self.engine, "device": self.device, "precision": self.precision, "graph": GRAPH_KIND}
+        return runner_identity(self.engine, self.device)
 
     def features(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
         x = batch if isinstance(batch, np.ndarray) else batch.detach().cpu().numpy()
@@ -152,9 +159,9 @@ def pre_logits_module(model: Any) -> torch.nn.Module:
 def features_graph_key(model: Any, data_config: Mapping[str, Any]) -> str:
     """:func:`.graph_cache.graph_key` of ``model``'s features graph: the architecture, the feature
     width, the backbone weights (classifier excluded), the data config and the pooling."""
-    from .feature_cache import backbone_digest
+    from .feature_cache import architecture_of, backbone_digest
 
-    arch = (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or type(model).__name__
+    arch = architecture_of(model)
     data = {**dict(data_config), "global_pool": str(getattr(model, "global_pool", ""))}
     return graph_cache.graph_key(arch, int(model.num_features), data_config["input_size"], backbone_digest(model),
                                  data_config=data, graph=GRAPH_KIND)
@@ -197,8 +204,9 @@ def export_features_graph(model: Any, key: str, data_config: Mapping[str, Any]) 
         ExportError: the export failed, disagrees with torch, or could not be written.
     """
     from . import onnx_export
+    from .feature_cache import architecture_of
 
-    arch = (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or type(model).__name__
+    arch = architecture_of(model)
     src = model.eval()
     meta: dict[str, Any] = {
         "name": arch, "architecture": arch, "graph": GRAPH_KIND, "num_features": int(model.num_features),
@@ -212,9 +220,7 @@ def export_features_graph(model: Any, key: str, data_config: Mapping[str, Any]) 
 def planned_identity(device: str) -> dict[str, str]:
     """The :attr:`FeatureRunner.identity` that :func:`open_feature_runner` gives on ``device`` when
     nothing fails (ONNX Runtime's features graph on the CPU where installed, else eager torch)."""
-    if device == "cpu" and onnxruntime_available():
-        return {"engine": "onnxruntime", "device": "cpu", "precision": "fp32", "graph": GRAPH_KIND}
-    return {"engine": "torch", "device": device, "precision": "fp32", "graph": "eager"}
+    return runner_identity("onnxruntime" if device == "cpu" and onnxruntime_available() else "torch", device)
 
 
 class LazyFeatureRunner:
@@ -290,34 +296,10 @@ def open_feature_runner(model: Any, data_config: Mapping[str, Any], device: str 
 
 
 def prune_feature_graphs(used: str, keep: int = MAX_FEATURE_GRAPHS) -> list[str]:
-    """Mark features graph ``used`` as just used (its folder's mtime) and delete the least recently
-    used features graphs beyond ``keep``. Logits graphs are never touched (their requests prune them,
-    :mod:`.graph_cache`). Problems are logged, never raised: it is only a cache.
+    """Keep the ``keep`` most recently used features graphs, ``used`` first
+    (:func:`.graph_cache.prune_graphs_of_kind`); logits graphs are never touched.
 
     Returns:
         The keys deleted.
     """
-    import json
-    import os
-    import shutil
-
-    root = graph_cache.cache_dir("onnx", create=False)
-    found: list[tuple[float, str]] = []
-    try:
-        os.utime(root / used)
-        for d in root.iterdir():
-            if d.name.startswith(".") or d.name == used or not d.is_dir():
-                continue
-            try:
-                meta = json.loads((d / graph_cache.META_FILE).read_text(encoding="utf-8"))
-                if isinstance(meta, dict) and meta.get("graph") == GRAPH_KIND:
-                    found.append((d.stat().st_mtime, d.name))
-            except (OSError, ValueError):
-                continue
-    except OSError as e:
-        log.warning("features graphs were not pruned (%s)", e)
-        return []
-    gone = [name for _, name in sorted(found, reverse=True)[max(0, keep - 1):]]
-    for name in gone:
-        shutil.rmtree(root / name, ignore_errors=True)
-    return gone
+    return graph_cache.prune_graphs_of_kind(GRAPH_KIND, used, keep)

@@ -360,6 +360,35 @@ def _prune_graph(key: str) -> None:
     shutil.rmtree(graph_dir(key), ignore_errors=True)
 
 
+def prune_graphs_of_kind(kind: str, used: str, keep: int) -> list[str]:
+    """Mark graph ``used`` as just used (its folder's mtime) and delete the least recently used graphs whose
+    record names ``kind`` (``meta["graph"]``, e.g. ``features``) beyond ``keep``, ``used`` counted. Other
+    kinds are never touched (logits graphs go with their requests, :func:`record_request`). Problems are
+    logged, never raised: it is only a cache.
+
+    Returns:
+        The keys deleted.
+    """
+    root = graph_dir(used).parent
+    found: list[tuple[float, str]] = []
+    try:
+        os.utime(root / used)
+        for d in root.iterdir():
+            if d.name.startswith(".") or d.name == used or not d.is_dir():
+                continue
+            meta = _read_json(d / META_FILE)
+            if meta is not None and meta.get("graph") == kind:
+                with contextlib.suppress(OSError):
+                    found.append((d.stat().st_mtime, d.name))
+    except OSError as e:
+        log.warning("%s graphs were not pruned (%s)", kind, e)
+        return []
+    gone = [name for _, name in sorted(found, reverse=True)[max(0, keep - 1):]]
+    for name in gone:
+        shutil.rmtree(root / name, ignore_errors=True)
+    return gone
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
