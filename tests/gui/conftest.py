@@ -260,6 +260,30 @@ def objects_frozen_as_in_the_app() -> Iterator[None]:
         gc.unfreeze()
 
 
+def watch_gaps(qtbot: Any, seconds: float = 0.5, *, action: Callable[[], Any] | None = None,
+               sample: Callable[[], Any] | None = None) -> list[float]:
+    """Run a 10 ms timer in the GUI thread for ``seconds`` and return the gaps between its ticks (seconds):
+    ``action`` is called once the timer runs, ``sample`` at each tick. This process's objects are frozen
+    out of garbage collection meanwhile, as the app's are (:func:`objects_frozen_as_in_the_app`)."""
+    with objects_frozen_as_in_the_app():
+        stamps = [time.perf_counter()]
+
+        def tick() -> None:
+            stamps.append(time.perf_counter())
+            if sample is not None:
+                sample()
+
+        timer = QTimer(interval=10)
+        timer.timeout.connect(tick)
+        timer.start()
+        if action is not None:
+            action()
+        qtbot.wait(int(seconds * 1000))
+        timer.stop()
+        stamps.append(time.perf_counter())
+    return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
 class SlowClassifier:
     """A classifier that takes at least ``delay`` seconds per input: time for tests to act mid-work."""
 

@@ -17,7 +17,7 @@ from PySide6.QtGui import QImage
 
 from squeezelens.gui.frame_mailbox import FrameMailbox
 
-from .conftest import fixed_loader
+from .conftest import fixed_loader, watch_gaps
 
 WAIT_MS = 20_000
 
@@ -150,23 +150,6 @@ def start_live(qtbot: Any, clf: Any, size: tuple[int, int] = (640, 480), fps: fl
     return client, controller, source, raw
 
 
-def watch_gaps(qtbot: Any, seconds: float, sample: Any = None) -> list[float]:
-    stamps = [time.perf_counter()]
-
-    def tick() -> None:
-        stamps.append(time.perf_counter())
-        if sample is not None:
-            sample()
-
-    timer = QTimer(interval=10)
-    timer.timeout.connect(tick)
-    timer.start()
-    qtbot.wait(int(seconds * 1000))
-    timer.stop()
-    stamps.append(time.perf_counter())
-    return [b - a for a, b in zip(stamps, stamps[1:])]
-
-
 @pytest.mark.parametrize("model", ["untrained_classifier", "onnx_classifier"])
 def test_live_pipeline_at_30fps_with_a_real_model(qtbot: Any, request: pytest.FixtureRequest, model: str) -> None:
     """A real SE-ResNeXt (untrained on torch; on ONNX Runtime, the app's CPU default): at most one frame
@@ -184,8 +167,8 @@ def test_live_pipeline_at_30fps_with_a_real_model(qtbot: Any, request: pytest.Fi
     controller.start()
     try:
         qtbot.waitUntil(lambda: controller.stats.results >= 2, timeout=WAIT_MS)
-        gaps = watch_gaps(qtbot, 3.0, lambda: (waiting.append(controller.mailbox.pending),
-                                               queued.append(client.queued_live_jobs)))
+        gaps = watch_gaps(qtbot, 3.0, sample=lambda: (waiting.append(controller.mailbox.pending),
+                                                      queued.append(client.queued_live_jobs)))
     finally:
         controller.set_source(None)
         client.shutdown()

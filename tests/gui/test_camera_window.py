@@ -4,12 +4,11 @@ camera view while the rest of the app keeps working."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QKeyEvent, QKeySequence
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -17,7 +16,7 @@ from PySide6.QtWidgets import QApplication
 from squeezelens.gui import camera_source as cs
 from squeezelens.gui.dev_tools import SyntheticSource
 
-from .conftest import fixed_loader
+from .conftest import fixed_loader, watch_gaps
 from .test_main_window import drop, file_mime, wait_result
 
 WAIT_MS = 20_000
@@ -70,17 +69,6 @@ def drop_photo_and_check(qtbot: Any, window: Any, photo: Path) -> None:
     pred = wait_result(qtbot, window)
     assert pred.ok and window.results.title.text() == photo.name
     assert len(window.results.bars.rows) == window.top_k.value()
-
-
-def watch_gaps(qtbot: Any, seconds: float) -> list[float]:
-    stamps = [time.perf_counter()]
-    timer = QTimer(interval=10)
-    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
-    timer.start()
-    qtbot.wait(int(seconds * 1000))
-    timer.stop()
-    stamps.append(time.perf_counter())
-    return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
 def test_camera_mode_shows_live_results_and_stays_responsive(

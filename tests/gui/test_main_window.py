@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from .conftest import Renamed, SlowClassifier, fixed_loader, objects_frozen_as_in_the_app
+from .conftest import Renamed, SlowClassifier, fixed_loader, watch_gaps
 
 WAIT_MS = 20_000
 
@@ -294,7 +294,7 @@ def test_model_switch_mid_inference(
     batch = next(iter(window.batches.values()))
     qtbot.waitUntil(lambda: len(batch.model.done()) >= 1, timeout=WAIT_MS)
 
-    gaps = watch_gaps(qtbot, lambda: window.choose_model("seresnext26t_32x4d"))
+    gaps = watch_gaps(qtbot, action=lambda: window.choose_model("seresnext26t_32x4d"))
     assert max(gaps) < 0.1, "choosing a model blocked the window"
     qtbot.waitUntil(lambda: not batch.running, timeout=10_000)
     assert "cancelled" in batch.summary.text()
@@ -384,22 +384,6 @@ def test_settings_persist_geometry_and_model(qtbot: Any, make_window: Any) -> No
     again = make_window(start=False)
     assert again.size().width() == 777
     assert again.picker.current_name() == "seresnext50_32x4d"
-
-
-def watch_gaps(qtbot: Any, action: Any = None, seconds: float = 0.5) -> list[float]:
-    """Run a 10 ms timer in the GUI thread for ``seconds`` (after ``action``) and return the gaps it saw
-    (with this process's objects frozen out of garbage collection, as the app's are: see conftest)."""
-    with objects_frozen_as_in_the_app():
-        stamps: list[float] = [time.perf_counter()]
-        timer = QTimer(interval=10)
-        timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
-        timer.start()
-        if action is not None:
-            action()
-        qtbot.wait(int(seconds * 1000))
-        timer.stop()
-        stamps.append(time.perf_counter())
-    return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
