@@ -276,7 +276,13 @@ def test_batch_cancel(qtbot: Any, make_window: Any, classifier: Any, many_images
 def test_model_switch_mid_inference(
     qtbot: Any, make_window: Any, classifier: Any, many_images: Path, photo_dir: Path
 ) -> None:
-    """Switching models cancels the running batch and reloads in the worker; the window keeps answering."""
+    """Switching models cancels the running batch and reloads in the worker; the window keeps answering.
+
+    "Answering" is asserted as the GUI thread's own work, as the camera tests do: choosing takes under
+    100 ms of its CPU, no pass of its event loop takes 100 ms of its CPU, and the loop keeps turning while
+    the worker loads (a GUI thread that waited for the load would not tick). The wall-clock gaps also
+    count time the thread was not scheduled, or waited for the GIL, on a busy machine (CI saw single
+    0.16 s and 0.38 s gaps with 1.5-6 ms of GUI-thread work in the switch): printed, not asserted."""
     from squeezelens.gui.worker import default_loader
 
     slow = SlowClassifier(classifier, 0.1)
@@ -294,8 +300,23 @@ def test_model_switch_mid_inference(
     batch = next(iter(window.batches.values()))
     qtbot.waitUntil(lambda: len(batch.model.done()) >= 1, timeout=WAIT_MS)
 
-    gaps = watch_gaps(qtbot, action=lambda: window.choose_model("seresnext26t_32x4d"))
-    assert max(gaps) < 0.1, "choosing a model blocked the window"
+    choose_cpu: list[float] = []
+    ticks: list[tuple[float, bool]] = []  # (GUI-thread CPU, model still loading) at the choice, then each tick
+
+    def choose() -> None:
+        c0 = time.thread_time()
+        ticks.append((c0, True))
+        window.choose_model("seresnext26t_32x4d")
+        choose_cpu.append(time.thread_time() - c0)
+
+    gaps = watch_gaps(qtbot, action=choose,
+                      sample=lambda: ticks.append((time.thread_time(), window.model_state is None)))
+    pass_cpu = [b[0] - a[0] for a, b in zip(ticks, ticks[1:])]
+    print(f"model switch: choose_model {choose_cpu[0] * 1000:.1f} ms CPU; {len(gaps)} gaps, longest "
+          f"{max(gaps) * 1000:.1f} ms wall; longest pass {max(pass_cpu) * 1000:.1f} ms CPU")
+    assert choose_cpu[0] < 0.1, "choosing a model did its work in the GUI thread"
+    assert max(pass_cpu) < 0.1, f"a GUI-thread pass took {max(pass_cpu) * 1000:.0f} ms of its CPU"
+    assert sum(loading for _, loading in ticks[1:]) >= 5, "the window stopped answering while the model loaded"
     qtbot.waitUntil(lambda: not batch.running, timeout=10_000)
     assert "cancelled" in batch.summary.text()
     qtbot.waitUntil(lambda: window.model_state is not None and window.model_state.name == "seresnext26t_32x4d",
